@@ -1,0 +1,5 @@
+import sys
+
+from pybuild.cli import main
+
+sys.exit(main())

@@ -1,0 +1,162 @@
+# The Bazel API that .bzl files see: rule(), attr, provider().
+# Host functions (host_*) are Python callables pybuild adds to this module before evaluating it.
+# Only JSON-like data crosses to Python, so function values (implementations, providers) stay here
+# and are reached again through the rule and provider closures below.
+
+def _attr(kind, mandatory, default, doc, **schema):
+    host = {"type": kind, "mandatory": mandatory, "default": default}
+    host.update(schema)
+    return struct(pybuild_attr = kind, host = host, doc = doc)
+
+def _label(default = None, doc = "", mandatory = False, executable = False, allow_files = None,
+           allow_single_file = None, providers = [], cfg = None, **kwargs):
+    return _attr("label", mandatory, default, doc, executable = executable,
+                 allow_files = allow_files != None and allow_files != False,
+                 allow_single_file = allow_single_file != None and allow_single_file != False)
+
+def _label_list(default = [], doc = "", mandatory = False, allow_empty = True, allow_files = None,
+                providers = [], cfg = None, **kwargs):
+    return _attr("label_list", mandatory, default, doc, allow_empty = allow_empty,
+                 allow_files = allow_files != None and allow_files != False)
+
+def _label_keyed_string_dict(default = {}, doc = "", mandatory = False, allow_empty = True,
+                             allow_files = None, providers = [], cfg = None, **kwargs):
+    return _attr("label_keyed_string_dict", mandatory, default, doc, allow_empty = allow_empty)
+
+def _string(default = "", doc = "", mandatory = False, values = [], **kwargs):
+    return _attr("string", mandatory, default, doc, values = values)
+
+def _string_list(default = [], doc = "", mandatory = False, allow_empty = True, **kwargs):
+    return _attr("string_list", mandatory, default, doc, allow_empty = allow_empty)
+
+def _string_dict(default = {}, doc = "", mandatory = False, allow_empty = True, **kwargs):
+    return _attr("string_dict", mandatory, default, doc, allow_empty = allow_empty)
+
+def _string_list_dict(default = {}, doc = "", mandatory = False, allow_empty = True, **kwargs):
+    return _attr("string_list_dict", mandatory, default, doc, allow_empty = allow_empty)
+
+def _bool(default = False, doc = "", mandatory = False, **kwargs):
+    return _attr("bool", mandatory, default, doc)
+
+def _int(default = 0, doc = "", mandatory = False, values = [], **kwargs):
+    return _attr("int", mandatory, default, doc, values = values)
+
+def _output(doc = "", mandatory = False, **kwargs):
+    return _attr("output", mandatory, None, doc)
+
+def _output_list(doc = "", mandatory = False, allow_empty = True, **kwargs):
+    return _attr("output_list", mandatory, [], doc, allow_empty = allow_empty)
+
+attr = struct(
+    label = _label,
+    label_list = _label_list,
+    label_keyed_string_dict = _label_keyed_string_dict,
+    string = _string,
+    string_list = _string_list,
+    string_dict = _string_dict,
+    string_list_dict = _string_list_dict,
+    bool = _bool,
+    int = _int,
+    output = _output,
+    output_list = _output_list,
+)
+
+def rule(implementation, attrs = {}, executable = False, test = False, toolchains = [], provides = [],
+         doc = "", fragments = [], outputs = None, cfg = None, exec_groups = {}, **kwargs):
+    for name, value in attrs.items():
+        if type(value) != "struct" or not hasattr(value, "pybuild_attr"):
+            fail("rule(): attribute '%s' must be declared with attr.<type>(...), got %s" % (name, type(value)))
+    rule_id = host_register_rule(
+        str(implementation),
+        {name: value.host for name, value in attrs.items()},
+        executable,
+        test,
+    )
+    info = struct(rule_id = rule_id, implementation = implementation, attrs = attrs, toolchains = toolchains)
+
+    # The name is fixed: pybuild recognises rules by it when it looks for exported names.
+    def pybuild_rule_instantiate(name = None, _pybuild_rule_info = False, **kwargs):
+        if _pybuild_rule_info:
+            return info
+        host_instantiate(rule_id, name, kwargs, call_stack())
+
+    return pybuild_rule_instantiate
+
+def provider(doc = "", fields = None, init = None):
+    field_names = None if fields == None else list(fields)
+    key = host_register_provider(doc, field_names)
+
+    def pybuild_provider_ctor(_pybuild_provider_info = False, **kwargs):
+        if _pybuild_provider_info:
+            return key
+        if field_names != None:
+            for name in kwargs:
+                if name not in field_names:
+                    fail("unexpected field '%s' for provider %s (fields: %s)" % (
+                        name, host_provider_name(key), ", ".join(field_names)))
+        return struct(pybuild_provider = pybuild_provider_ctor, **kwargs)
+
+    return pybuild_provider_ctor
+
+def pybuild_export(candidates):
+    """Called after a .bzl file is evaluated: names the rules and providers it exports."""
+    for name, value in candidates.items():
+        if type(value) != "function":
+            continue
+        kind = str(value).rsplit(".", 1)[-1]
+        if kind == "pybuild_rule_instantiate":
+            host_export_rule(value(_pybuild_rule_info = True).rule_id, name)
+        elif kind == "pybuild_provider_ctor":
+            host_export_provider(value(_pybuild_provider_info = True), name)
+
+# depset: an immutable, order-preserving set built from direct items and other depsets.
+# Flattening walks the DAG once with an explicit stack, so deep chains of crates cost no recursion.
+_MAX_STEPS = 1 << 31
+
+def _flatten(root):
+    out = []
+    seen = {}
+    visited = {}
+    stack = [(root, False)]
+    for _ in range(_MAX_STEPS):
+        if not stack:
+            break
+        node, expanded = stack.pop()
+        if expanded:
+            for item in node.direct:
+                if item not in seen:
+                    seen[item] = True
+                    out.append(item)
+            continue
+        if node.id in visited:
+            continue
+        visited[node.id] = True
+        stack.append((node, True))
+        for child in reversed(node.transitive):
+            stack.append((child, False))
+    return out
+
+def depset(direct = None, order = "default", transitive = None, items = None):
+    if order not in ("default", "postorder", "preorder", "topological"):
+        fail("depset: unknown order '%s'" % order)
+    direct = list(direct if direct != None else (items or []))
+    nonempty = [t for t in (transitive or []) if not t.empty]
+    if not direct and len(nonempty) == 1:
+        return nonempty[0]
+    node = struct(id = host_new_id(), direct = direct, transitive = [t.node for t in nonempty])
+    return _wrap(node, order)
+
+def _wrap(node, order):
+    empty = not node.direct and not node.transitive
+    return struct(
+        pybuild_depset = True,
+        node = node,
+        order = order,
+        empty = empty,
+        to_list = lambda: _flatten(node),
+    )
+
+DefaultInfo = provider(
+    doc = "Files a target produces by default, its runfiles and its executable.",
+    fields = ["files", "runfiles", "data_runfiles", "default_runfiles", "executable"],
+)

@@ -1,0 +1,266 @@
+"""Packages and targets: evaluating BUILD files into rule and source-file targets."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pybuild import globbing, visibility
+from pybuild.errors import PybuildError
+from pybuild.labels import Label, parse_label
+from pybuild.rules import RuleClass, build_rule_class, coerce_attributes
+from pybuild.starlark_host import SourceFile, StarlarkHost, frame_locations
+from pybuild.workspace import BUILD_FILE_NAMES, Workspace
+
+SOURCE_FILE = "source file"
+
+
+@dataclass
+class Target:
+    label: Label
+    kind: str  # the rule's exported name, or "source file"
+    location: str  # "pkg/BUILD.bazel:12" where the target was declared
+    visibility: list[Label]
+    rule_class: RuleClass | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_rule(self) -> bool:
+        return self.rule_class is not None
+
+    @property
+    def description(self) -> str:
+        return f"{self.kind} rule" if self.is_rule else SOURCE_FILE
+
+    def dependency_labels(self) -> list[Label]:
+        """Direct dependencies in attribute order: every label-valued attribute that is a dependency."""
+        if self.rule_class is None:
+            return []
+        found: dict[Label, None] = {}
+        for name, attribute in self.rule_class.attrs.items():
+            if not attribute.is_dependency or name == "visibility":
+                continue
+            found.update(dict.fromkeys(_labels_in(self.attrs.get(name))))
+        return list(found)
+
+
+def _labels_in(value: Any) -> list[Label]:
+    if isinstance(value, Label):
+        return [value]
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        return list(value)
+    return []
+
+
+@dataclass
+class Package:
+    repo: str
+    name: str
+    directory: Path
+    build_file: str  # as shown in messages
+    targets: dict[str, Target] = field(default_factory=dict)
+    default_visibility: list[Label] = field(default_factory=lambda: [visibility.PRIVATE])
+    exported_files: dict[str, Target] = field(default_factory=dict)
+    package_called: bool = False
+    _files: list[str] | None = None
+
+    @property
+    def label(self) -> str:
+        return str(Label(self.repo, self.name, "x")).rsplit(":", 1)[0]
+
+    def files(self) -> list[str]:
+        if self._files is None:
+            self._files = globbing.package_files(self.directory)
+        return self._files
+
+    def target(self, name: str) -> Target:
+        if name in self.targets:
+            return self.targets[name]
+        if name in self.exported_files:
+            return self.exported_files[name]
+        if (self.directory / name).is_file() and name in set(self.files()):
+            return self._source_file(name, [visibility.PRIVATE])
+        raise PybuildError(
+            f"no such target '{Label(self.repo, self.name, name)}': target '{name}' not declared in "
+            f"package '{self.name}' defined by {self.build_file}"
+        )
+
+    def _source_file(self, name: str, visible_to: list[Label]) -> Target:
+        return Target(Label(self.repo, self.name, name), SOURCE_FILE, f"{self.build_file}:1", visible_to)
+
+    def rule_targets(self) -> list[Target]:
+        return [t for t in self.targets.values() if t.is_rule]
+
+
+class PackageLoader:
+    """Evaluates BUILD files on demand and keeps every package, rule class and provider it has seen."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.rule_classes: dict[int, RuleClass] = {}
+        self.provider_names: dict[int, str] = {}
+        self._packages: dict[tuple[str, str], Package] = {}
+        self._current: Package | None = None
+        self._ids = itertools.count(1)
+        self.host = StarlarkHost(workspace, self._host_functions())
+
+    def _host_functions(self) -> dict[str, Any]:
+        return {
+            "host_register_rule": self._register_rule,
+            "host_export_rule": self._export_rule,
+            "host_register_provider": self._register_provider,
+            "host_export_provider": self._export_provider,
+            "host_provider_name": lambda key: self.provider_names.get(key, "<unexported provider>"),
+            "host_new_id": lambda: next(self._ids),
+            "host_instantiate": self._instantiate,
+            "glob": self._glob,
+            "package": self._package,
+            "exports_files": self._exports_files,
+            "package_name": lambda: self._build_context("package_name").name,
+            "repository_name": lambda: "@" + self._build_context("repository_name").repo,
+            "existing_rules": self._existing_rules,
+        }
+
+    # Packages -------------------------------------------------------------------------------------
+
+    def package_dir(self, repo: str, name: str) -> Path:
+        return self.workspace.repository_root(repo) / name
+
+    def build_file(self, repo: str, name: str) -> Path | None:
+        directory = self.package_dir(repo, name)
+        return next((directory / n for n in BUILD_FILE_NAMES if (directory / n).is_file()), None)
+
+    def package(self, repo: str, name: str) -> Package:
+        key = (repo, name)
+        if key not in self._packages:
+            self._packages[key] = self._evaluate_package(repo, name)
+        return self._packages[key]
+
+    def target(self, label: Label) -> Target:
+        return self.package(label.repo, label.package).target(label.name)
+
+    def _evaluate_package(self, repo: str, name: str) -> Package:
+        path = self.build_file(repo, name)
+        if path is None:
+            shown = str(Label(repo, name, "x")).rsplit(":", 1)[0]
+            raise PybuildError(f"no such package '{shown}': BUILD file not found in {self.package_dir(repo, name)}")
+        display = self.workspace.display_path(path)
+        package = Package(repo, name, path.parent, display)
+        self._current = package
+        try:
+            self.host.eval_build_file(SourceFile(path, display, Label(repo, name, path.name)))
+        finally:
+            self._current = None
+        return package
+
+    def _build_context(self, function: str) -> Package:
+        if self._current is None:
+            raise PybuildError(f"{function}() can only be used while evaluating a BUILD file")
+        return self._current
+
+    # Rules and providers --------------------------------------------------------------------------
+
+    def _register_rule(self, implementation: str, attrs: dict[str, Any], executable: bool, test: bool) -> int:
+        rule_id = next(self._ids)
+        defined_in = self.host.current_file()
+        self.rule_classes[rule_id] = build_rule_class(
+            rule_id, implementation, defined_in, attrs, bool(executable), bool(test)
+        )
+        return rule_id
+
+    def _export_rule(self, rule_id: int, name: str) -> None:
+        rule_class = self.rule_classes[rule_id]
+        if rule_class.kind is None:
+            rule_class.kind = name
+
+    def _register_provider(self, doc: str, fields: list[str] | None) -> int:
+        return next(self._ids)
+
+    def _export_provider(self, key: int, name: str) -> None:
+        self.provider_names.setdefault(key, name)
+
+    def _instantiate(self, rule_id: int, name: Any, kwargs: dict[str, Any], call_stack: str) -> None:
+        package = self._build_context("a rule")
+        rule_class = self.rule_classes[rule_id]
+        location = frame_locations(call_stack)[0]
+        try:
+            self._add_rule_target(package, rule_class, name, kwargs, location)
+        except PybuildError as error:
+            error.where = error.where or location
+            raise
+
+    def _add_rule_target(
+        self, package: Package, rule_class: RuleClass, name: Any, kwargs: dict[str, Any], location: str
+    ) -> None:
+        if rule_class.kind is None:
+            raise PybuildError("this rule was not exported: assign the result of rule() to a global name")
+        if not isinstance(name, str):
+            raise PybuildError(f"{rule_class.description}: missing or invalid mandatory attribute 'name'")
+        label = parse_label(":" + name, repo=package.repo, package=package.name)
+        if name in package.targets:
+            raise PybuildError(f"target '{label}' is declared twice: first at {package.targets[name].location}")
+
+        def resolve(text: str) -> Label:
+            return parse_label(text, repo=package.repo, package=package.name)
+
+        attrs = coerce_attributes(rule_class, str(label), kwargs, resolve)
+        declared = attrs["visibility"]
+        target_visibility = visibility.validate(declared, str(label)) if declared else package.default_visibility
+        package.targets[name] = Target(label, rule_class.kind, location, target_visibility, rule_class, attrs)
+
+    # Native functions -----------------------------------------------------------------------------
+
+    def _glob(
+        self,
+        include: list[str],
+        exclude: list[str] | None = None,
+        exclude_directories: int = 1,
+        allow_empty: bool = False,
+    ) -> list[str]:
+        package = self._build_context("glob")
+        for argument, value in (("include", include), ("exclude", exclude or [])):
+            if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+                raise PybuildError(f"glob(): '{argument}' must be a list of strings, got {value!r}")
+        return globbing.glob(package.files(), include, exclude or [], bool(allow_empty))
+
+    def _package(self, default_visibility: list[str] | None = None, **kwargs: Any) -> None:
+        package = self._build_context("package")
+        if package.package_called:
+            raise PybuildError("package() can only be called once per BUILD file")
+        if package.targets:
+            raise PybuildError("package() must be called before any rule in the BUILD file")
+        package.package_called = True
+        if default_visibility is not None:
+            labels = [parse_label(v, repo=package.repo, package=package.name) for v in default_visibility]
+            package.default_visibility = visibility.validate(labels, f"package {package.label}")
+
+    def _exports_files(self, srcs: list[str], visibility_: list[str] | None = None, **kwargs: Any) -> None:
+        package = self._build_context("exports_files")
+        requested = kwargs.pop("visibility", visibility_)
+        labels = [parse_label(v, repo=package.repo, package=package.name) for v in requested or []]
+        visible_to = visibility.validate(labels, f"exports_files in {package.label}") if labels else [visibility.PUBLIC]
+        for name in srcs:
+            label = parse_label(name, repo=package.repo, package=package.name)
+            package.exported_files[label.name] = package._source_file(label.name, visible_to)
+
+    def _existing_rules(self) -> dict[str, dict[str, Any]]:
+        package = self._build_context("existing_rules")
+        return {
+            name: {"name": name, "kind": t.kind, **{k: _plain(v) for k, v in t.attrs.items()}}
+            for name, t in package.targets.items()
+        }
+
+
+def _plain(value: Any) -> Any:
+    """Attribute values as Starlark sees them: labels become strings again."""
+    if isinstance(value, Label):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,236 @@
+"""Evaluation of Starlark files (MODULE.bazel, BUILD, .bzl) with starlark-pyo3.
+
+This is the one module that knows the interpreter's quirks: values cross into Python as JSON,
+Starlark functions never do, loads go through a FileLoader callback, and errors come back as text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import starlark as sl
+
+from pybuild.errors import PybuildError
+from pybuild.labels import Label, parse_label
+from pybuild.workspace import BUILTINS_REPO, Workspace
+
+GLOBALS = sl.Globals.extended_by(
+    [
+        sl.LibraryExtension.StructType,
+        sl.LibraryExtension.Print,
+        sl.LibraryExtension.Json,
+        sl.LibraryExtension.CallStack,
+    ]
+)
+
+_BUILD_NATIVES = ("glob", "package", "exports_files", "package_name", "repository_name", "existing_rules")
+_BZL_API = ("rule", "attr", "provider", "depset", "DefaultInfo", "native")
+_BUILD_API = (*_BUILD_NATIVES, "filegroup", "alias")
+
+
+def _load_statement(file: str, names: tuple[str, ...]) -> str:
+    return f'load("@{BUILTINS_REPO}//:{file}", ' + ", ".join(f'"{n}"' for n in names) + ")"
+
+
+_BZL_HEADER_SOURCE = _load_statement("bzl_api.bzl", _BZL_API)
+_BUILD_HEADER_SOURCE = _load_statement("build_api.bzl", _BUILD_API)
+# Builtin files and what they load implicitly; bzl_prelude.bzl is the base and loads nothing.
+_BUILTIN_HEADERS = {
+    "native_rules.bzl": 'load(":bzl_prelude.bzl", "rule", "attr", "depset", "DefaultInfo")',
+}
+_PRELUDE = Label(BUILTINS_REPO, "", "bzl_prelude.bzl")
+# A top-level assignment: only names bound at column 0 can be exported rules or providers.
+_TOP_LEVEL_ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)\s*=(?!=)", re.M)
+_LOCATION = re.compile(r"^\s*--> (.+?):(\d+):(\d+)\s*$", re.M)
+_FRAME = re.compile(r"^\s*\* (.+?):(\d+), in ", re.M)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A Starlark file to evaluate: where it is, how messages name it, and the label loads resolve against."""
+
+    path: Path
+    display: str
+    label: Label
+
+
+def frame_locations(call_stack: str) -> list[str]:
+    """`file:line` of each frame of a Starlark call_stack() text, outermost first."""
+    return [f"{file}:{line}" for file, line in _FRAME.findall(call_stack)]
+
+
+def _parse_dialect(build_file: bool) -> sl.Dialect:
+    dialect = sl.Dialect.standard()
+    dialect.enable_def = not build_file  # as in Bazel: BUILD files define no functions
+    dialect.enable_keyword_only_arguments = True
+    dialect.enable_f_strings = True
+    return dialect
+
+
+_BZL_DIALECT = _parse_dialect(build_file=False)
+_BUILD_DIALECT = _parse_dialect(build_file=True)
+
+
+class StarlarkHost:
+    """Loads .bzl modules once, evaluates BUILD and MODULE.bazel files, and turns failures into PybuildError."""
+
+    def __init__(self, workspace: Workspace, host_functions: dict[str, Callable[..., Any]]) -> None:
+        self.workspace = workspace
+        self._host_functions = host_functions
+        self._modules: dict[Label, sl.FrozenModule] = {}
+        self._load_stack: list[Label] = []
+        self._pending: PybuildError | None = None
+        self._bzl_header = sl.parse("<builtin header>", _BZL_HEADER_SOURCE)
+        self._build_header = sl.parse("<builtin header>", _BUILD_HEADER_SOURCE)
+
+    # Host callables -------------------------------------------------------------------------------
+
+    def _callable(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap a host function so the PybuildError it raises survives the trip through Starlark."""
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except PybuildError as error:
+                self._pending = error
+                raise
+
+        return call
+
+    def _new_module(self, names: tuple[str, ...] = ()) -> sl.Module:
+        module = sl.Module()
+        for name in names:
+            module.add_callable(name, self._callable(self._host_functions[name]))
+        return module
+
+    # Evaluation -----------------------------------------------------------------------------------
+
+    def load(self, label: Label, requested_by: str | None = None) -> sl.FrozenModule:
+        """The frozen module of a .bzl file, evaluating it on first use."""
+        if label in self._modules:
+            return self._modules[label]
+        if label in self._load_stack:
+            chain = " -> ".join(str(x) for x in [*self._load_stack[self._load_stack.index(label) :], label])
+            raise PybuildError(f"cycle in load() graph: {chain}")
+        source = self._bzl_source(label, requested_by)
+        self._load_stack.append(label)
+        try:
+            module = self._eval_bzl(source)
+        finally:
+            self._load_stack.pop()
+        self._modules[label] = module
+        return module
+
+    def current_file(self) -> Label:
+        """The .bzl file being evaluated: rule() and provider() record where they were declared."""
+        if not self._load_stack:
+            raise PybuildError("rule() and provider() can only be called while a .bzl file is loaded")
+        return self._load_stack[-1]
+
+    def _bzl_source(self, label: Label, requested_by: str | None) -> SourceFile:
+        if not label.name.endswith(".bzl"):
+            raise PybuildError(f"cannot load '{label}': only .bzl files can be loaded", requested_by)
+        path = self.workspace.repository_root(label.repo) / label.package / label.name
+        if not path.is_file():
+            raise PybuildError(f"cannot load '{label}': file {path} does not exist", requested_by)
+        display = label.name if label.repo == BUILTINS_REPO else self.workspace.display_path(path)
+        return SourceFile(path, display, label)
+
+    def _eval_bzl(self, source: SourceFile) -> sl.FrozenModule:
+        builtin = source.label.repo == BUILTINS_REPO
+        module = self._new_module(self._builtin_host_names(source.label.name) if builtin else ())
+        header = self._builtin_header(source.label.name) if builtin else self._bzl_header
+        text = self._read(source)
+        if header is not None:
+            self._eval(module, header, source)
+        self._eval(module, self._parse(source, text, _BZL_DIALECT), source)
+        self._export_rules_and_providers(module, source, text)
+        return module.freeze()
+
+    def _builtin_host_names(self, name: str) -> tuple[str, ...]:
+        names = {
+            "bzl_prelude.bzl": tuple(n for n in self._host_functions if n.startswith("host_")),
+            "bzl_api.bzl": ("glob", "package_name", "repository_name", "exports_files", "existing_rules"),
+            "build_api.bzl": _BUILD_NATIVES,
+        }
+        return names.get(name, ())
+
+    def _builtin_header(self, name: str) -> sl.AstModule | None:
+        source = _BUILTIN_HEADERS.get(name)
+        return sl.parse("<builtin header>", source) if source else None
+
+    def _export_rules_and_providers(self, module: sl.Module, source: SourceFile, text: str) -> None:
+        """Tell the host the names rules and providers got, as Bazel names them on export."""
+        names = sorted(set(_TOP_LEVEL_ASSIGNMENT.findall(text)))
+        if not names:
+            return
+        candidates = ", ".join(f'"{n}": {n}' for n in names)
+        snippet = f"pybuild_export({{{candidates}}})\n"
+        if source.label != _PRELUDE:  # the prelude defines pybuild_export itself
+            snippet = f'load("{_PRELUDE}", "pybuild_export")\n' + snippet
+        self._eval(module, sl.parse(source.display, snippet), source)
+
+    def eval_build_file(self, source: SourceFile) -> None:
+        module = self._new_module()
+        self._eval(module, self._build_header, source)
+        self._eval(module, self._parse(source, self._read(source), _BUILD_DIALECT), source)
+
+    def eval_plain_file(self, source: SourceFile, functions: dict[str, Callable[..., Any]]) -> None:
+        """Evaluate a file that loads nothing (MODULE.bazel) with the given host functions."""
+        module = sl.Module()
+        for name, function in functions.items():
+            module.add_callable(name, self._callable(function))
+        self._eval(module, self._parse(source, self._read(source), _BUILD_DIALECT), source)
+
+    def _read(self, source: SourceFile) -> str:
+        try:
+            return source.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise PybuildError(f"cannot read {source.display}: {error}") from None
+
+    def _parse(self, source: SourceFile, text: str, dialect: sl.Dialect) -> sl.AstModule:
+        try:
+            return sl.parse(source.display, text, dialect)
+        except sl.StarlarkError as error:
+            raise _translate(error, None) from None
+
+    def _eval(self, module: sl.Module, ast: sl.AstModule, source: SourceFile) -> None:
+        loader = sl.FileLoader(lambda module_id: self._load_from(source, module_id))
+        self._pending = None
+        try:
+            sl.eval(module, ast, GLOBALS, loader)
+        except sl.StarlarkError as error:
+            pending, self._pending = self._pending, None
+            raise _translate(error, pending) from None
+
+    def _load_from(self, source: SourceFile, module_id: str) -> sl.FrozenModule:
+        try:
+            label = parse_label(module_id, repo=source.label.repo, package=source.label.package)
+            return self.load(label)
+        except PybuildError as error:
+            self._pending = error
+            raise
+
+
+def _translate(error: sl.StarlarkError, pending: PybuildError | None) -> PybuildError:
+    """One paragraph from starlark-rust's rendered error: location, message, and the call chain."""
+    text = str(error)
+    locations = _LOCATION.findall(text)
+    where = f"{locations[0][0]}:{locations[0][1]}:{locations[0][2]}" if locations else None
+    if pending is not None:
+        if pending.where is None:
+            pending.where = where
+        return pending
+    return PybuildError(_message_of(text), where)
+
+
+def _message_of(text: str) -> str:
+    message = next((line[len("error: ") :] for line in text.splitlines() if line.startswith("error: ")), text)
+    frames = frame_locations(text)
+    if len(frames) > 1:
+        message += f" (called from {' -> '.join(frames[:-1])})"
+    return message

@@ -1,0 +1,173 @@
+"""The loading phase: target patterns to labels, and labels to their dependency graph."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import networkx as nx
+
+from pybuild import globbing, visibility
+from pybuild.errors import PybuildError
+from pybuild.labels import Label, TargetPattern, parse_target_pattern
+from pybuild.packages import SOURCE_FILE, PackageLoader, Target
+
+
+class TargetGraphLoader:
+    """Resolves patterns and walks dependencies, loading packages as it goes."""
+
+    def __init__(self, loader: PackageLoader, working_package: str = "") -> None:
+        self.loader = loader
+        self.working_package = working_package
+
+    # Patterns -------------------------------------------------------------------------------------
+
+    def resolve_patterns(self, texts: Iterable[str]) -> list[Label]:
+        """Labels of `texts` in order; negative patterns (-//x:y) subtract what came before."""
+        result: dict[Label, None] = {}
+        for text in texts:
+            pattern = parse_target_pattern(text, working_package=self.working_package)
+            labels = self.resolve(pattern)
+            if pattern.negative:
+                for label in labels:
+                    result.pop(label, None)
+            else:
+                result.update(dict.fromkeys(sorted(labels)))
+        return list(result)
+
+    def resolve(self, pattern: TargetPattern) -> set[Label]:
+        if pattern.recursive:
+            return self._resolve_recursive(pattern)
+        if pattern.kind == "single":
+            return {self._resolve_single(pattern)}
+        package = self.loader.package(pattern.repo, pattern.package)
+        return {t.label for t in self._package_targets(package, pattern.kind)}
+
+    def _resolve_single(self, pattern: TargetPattern) -> Label:
+        label = Label(pattern.repo, pattern.package, pattern.name or "")
+        try:
+            self.loader.target(label)
+            return label
+        except PybuildError:
+            if pattern.fallback is None:
+                raise
+        self.loader.target(pattern.fallback)
+        return pattern.fallback
+
+    def _resolve_recursive(self, pattern: TargetPattern) -> set[Label]:
+        base = self.loader.package_dir(pattern.repo, pattern.package)
+        if not base.is_dir():
+            raise PybuildError(f"no such directory for target pattern '{pattern.text}': {base}")
+        labels: set[Label] = set()
+        for name in self.find_packages(pattern.repo, pattern.package):
+            package = self.loader.package(pattern.repo, name)
+            labels.update(t.label for t in self._package_targets(package, pattern.kind))
+        if not labels and not pattern.negative:
+            raise PybuildError(f"no targets found beneath '{pattern.text}'")
+        return labels
+
+    def _package_targets(self, package, kind: str) -> list[Target]:
+        rules = package.rule_targets()
+        if kind == "rules":
+            return rules
+        files = {label for rule in rules for label in rule.dependency_labels() if label.package == package.name}
+        sources = [package.target(f.name) for f in sorted(files) if f.name not in package.targets]
+        return [*rules, *sources, *package.exported_files.values()]
+
+    def find_packages(self, repo: str, base: str) -> list[str]:
+        """Every package at or below `base`, skipping ignored directories and .bazelignore entries."""
+        root = self.loader.workspace.repository_root(repo)
+        ignored = _bazelignore(root)
+        found = []
+        for directory, dirnames, _ in os.walk(root / base):
+            relative = Path(directory).relative_to(root).as_posix()
+            relative = "" if relative == "." else relative
+            dirnames[:] = sorted(
+                d for d in dirnames if not globbing.is_ignored_dir(d) and _join(relative, d) not in ignored
+            )
+            if globbing.is_package_dir(Path(directory)):
+                found.append(relative)
+        return found
+
+    # Dependencies ---------------------------------------------------------------------------------
+
+    def dependency_graph(self, roots: Iterable[Label]) -> nx.DiGraph:
+        """The transitive closure of `roots`; an edge u -> v means u depends on v. Cycles are errors."""
+        graph = nx.DiGraph()
+        pending = list(roots)
+        graph.add_nodes_from(pending)
+        while pending:
+            label = pending.pop()
+            for dependency in self.loader.target(label).dependency_labels():
+                if dependency not in graph:
+                    self._load_dependency(dependency, label)
+                    pending.append(dependency)
+                graph.add_edge(label, dependency)
+        _reject_cycles(graph)
+        return graph
+
+    def _load_dependency(self, dependency: Label, consumer: Label) -> None:
+        try:
+            self.loader.target(dependency)
+        except PybuildError as error:
+            consumer_target = self.loader.target(consumer)
+            raise PybuildError(
+                f"{error.message} (referenced by {consumer_target.description} {consumer})",
+                consumer_target.location,
+            ) from None
+
+    def check_visibility(self, graph: nx.DiGraph) -> None:
+        for consumer, dependency in sorted(graph.edges):
+            target = self.loader.target(dependency)
+            if not visibility.is_visible(dependency, target.visibility, consumer):
+                consumer_target = self.loader.target(consumer)
+                raise PybuildError(
+                    f"{target.description} '{dependency}' is not visible from {consumer_target.description} "
+                    f"'{consumer}'. Check the visibility declaration of the former target if you think the "
+                    "dependency is legitimate",
+                    consumer_target.location,
+                )
+
+
+def _join(parent: str, child: str) -> str:
+    return f"{parent}/{child}" if parent else child
+
+
+def _bazelignore(root: Path) -> set[str]:
+    path = root / ".bazelignore"
+    if not path.is_file():
+        return set()
+    lines = (line.strip().rstrip("/") for line in path.read_text(encoding="utf-8").splitlines())
+    return {line for line in lines if line and not line.startswith("#")}
+
+
+def _reject_cycles(graph: nx.DiGraph) -> None:
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return
+    path = [str(u) for u, _ in cycle] + [str(cycle[0][0])]
+    raise PybuildError("cycle in dependency graph: " + " -> ".join(path))
+
+
+class LoadingQueryEnvironment:
+    """pybuild.query's environment over the real loading phase."""
+
+    def __init__(self, graph_loader: TargetGraphLoader) -> None:
+        self.graph_loader = graph_loader
+
+    def resolve_pattern(self, pattern: str) -> set[Label]:
+        return set(self.graph_loader.resolve_patterns([pattern]))
+
+    def dependency_graph(self, roots: Iterable[Label]) -> nx.DiGraph:
+        return self.graph_loader.dependency_graph(roots)
+
+    def kind(self, target: Label) -> str:
+        return self.graph_loader.loader.target(target).description
+
+    def attribute(self, target: Label, name: str) -> object | None:
+        return self.graph_loader.loader.target(target).attrs.get(name)
+
+
+__all__ = ["SOURCE_FILE", "LoadingQueryEnvironment", "TargetGraphLoader"]
