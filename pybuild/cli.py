@@ -6,14 +6,11 @@ import argparse
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import NoReturn
 
-from pybuild import query
+from pybuild import build_options, query
+from pybuild import commands as commands_module
 from pybuild.errors import PybuildError, UsageError
-from pybuild.module_file import load_workspace
-from pybuild.packages import PackageLoader
-from pybuild.target_graph import LoadingQueryEnvironment, TargetGraphLoader
 
 _TRUE = ("1", "true", "yes")
 _FALSE = ("0", "false", "no")
@@ -60,18 +57,17 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
     _add_bool_flag(parser, "keep_going", False, "continue past errors as far as possible")
 
 
-def _query_command(args: argparse.Namespace) -> int:
-    graph_loader = _graph_loader()
-    environment = LoadingQueryEnvironment(graph_loader)
-    result = query.evaluate(args.expression, environment)
-    sys.stdout.write(query.format_result(result, args.output, environment))
-    return 0
-
-
-def _graph_loader() -> TargetGraphLoader:
-    cwd = Path.cwd()
-    workspace = load_workspace(cwd)
-    return TargetGraphLoader(PackageLoader(workspace), workspace.working_package(cwd))
+def _build_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that decide the configuration; Starlark flags (--@repo//pkg:name=value) come on top."""
+    parser.add_argument(
+        "--compilation_mode",
+        "-c",
+        default="fastbuild",
+        choices=("fastbuild", "dbg", "opt"),
+        help="rustc optimization and debug info, as in rules_rust",
+    )
+    for name in build_options.SETTING_FLAGS:
+        parser.add_argument(f"--{name}", type=_bool_value, default=None, metavar="BOOL")
 
 
 def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
@@ -83,7 +79,20 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
     query_parser.add_argument("expression", help="query expression, e.g. 'deps(//app)'")
     query_parser.add_argument("--output", default="label", choices=query.OUTPUT_FORMATS)
     _common_flags(query_parser)
-    handlers["query"] = _query_command
+    handlers["query"] = commands_module.query_command
+
+    aquery_parser = commands.add_parser("aquery", help="show the actions of targets and their dependencies")
+    aquery_parser.add_argument("expression", help="targets, e.g. //app or 'mnemonic(\"Rustc\", deps(//app))'")
+    aquery_parser.add_argument("--output", default="text", choices=("text", "json"))
+    aquery_parser.add_argument("--mnemonic", default=None, help="only actions whose mnemonic matches this regex")
+    _common_flags(aquery_parser)
+    _build_flags(aquery_parser)
+    handlers["aquery"] = commands_module.aquery_command
+
+    info_parser = commands.add_parser("info", help="show the workspace and the resolved Rust toolchain")
+    _common_flags(info_parser)
+    _build_flags(info_parser)
+    handlers["info"] = commands_module.info_command
     return parser, handlers
 
 
@@ -103,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = "--verbose_failures" in arguments
     try:
         parser, handlers = _build_parser()
-        args = parser.parse_args(_normalize_bool_flags(arguments, _bool_flag_names(parser)))
+        rest, starlark_flags = build_options.split_starlark_flags(arguments)
+        args = parser.parse_args(_normalize_bool_flags(rest, _bool_flag_names(parser)))
+        args.starlark_flags = starlark_flags
         if args.command is None:
             parser.print_help()
             return 2

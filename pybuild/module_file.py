@@ -2,26 +2,74 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pybuild.errors import PybuildError
-from pybuild.labels import Label
+from pybuild.labels import Label, parse_label
 from pybuild.starlark_host import SourceFile, StarlarkHost
 from pybuild.workspace import ModuleInfo, Workspace, default_repositories, find_workspace_root
+from toolchains import local_rust
+
+# A module extension is an object with one method per tag class (`rust.toolchain(...)`). Starlark
+# functions cannot cross into Python, so use_extension() and use_repo() are Starlark that forward
+# to the host; the tag methods are those the file calls on any name (`x.tag(`), found in its text.
+_MODULE_HEADER = """
+def _tag(key, tag):
+    def call(**attrs):
+        host_extension_tag(key, tag, attrs)
+    return call
+
+def use_extension(extension_bzl_file, extension_name, **kwargs):
+    key = host_use_extension(extension_bzl_file, extension_name)
+    return struct(pybuild_extension = key, **{tag: _tag(key, tag) for tag in %s})
+
+def use_repo(extension, *names, **renames):
+    if type(extension) != "struct" or not hasattr(extension, "pybuild_extension"):
+        fail("use_repo(): the first argument must be the result of use_extension(), got %%s" %% type(extension))
+    host_use_repo(extension.pybuild_extension, list(names), renames)
+"""
+_METHOD_CALL = re.compile(r"\.\s*([A-Za-z_]\w*)\s*\(")
 
 
 def load_workspace(start: Path) -> Workspace:
     """Find the workspace around `start` and evaluate its MODULE.bazel (if it has one)."""
     root = find_workspace_root(start)
-    workspace = Workspace(root, ModuleInfo(), default_repositories(root))
+    workspace = Workspace(root, ModuleInfo(), default_repositories(root), {"local_rust": local_rust.write_repository})
+    host = StarlarkHost(workspace, {})
     path = root / "MODULE.bazel"
     if path.is_file():
-        host = StarlarkHost(workspace, {})
         source = SourceFile(path, "MODULE.bazel", Label("", "", "MODULE.bazel"))
-        host.eval_plain_file(source, _module_functions(workspace.module))
+        host.eval_plain_file(source, _module_functions(workspace.module), _module_header(path))
+    _add_rules_rust_toolchains(host, workspace)
     return workspace
+
+
+def _add_rules_rust_toolchains(host: StarlarkHost, workspace: Workspace) -> None:
+    """Toolchains that the bundled rules_rust module registers come after the root module's, as in Bazel."""
+    path = workspace.repositories["rules_rust"] / "MODULE.bazel"
+    bundled = ModuleInfo()
+    host.eval_plain_file(
+        SourceFile(path, str(path), Label("rules_rust", "", "MODULE.bazel")),
+        _module_functions(bundled),
+        _module_header(path),
+    )
+    workspace.module.registered_toolchains.extend(
+        str(parse_label(t, repo="rules_rust", package="")) for t in bundled.registered_toolchains
+    )
+
+
+def _module_header(path: Path) -> str:
+    """use_extension() and use_repo() for a MODULE.bazel, with the tag methods its text calls."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""  # eval_plain_file reports the unreadable file
+    tags = sorted({name for name in _METHOD_CALL.findall(text) if not name.startswith("pybuild_")})
+    return _MODULE_HEADER % json.dumps(tags)
 
 
 def _module_functions(info: ModuleInfo) -> dict[str, Callable[..., Any]]:
@@ -39,13 +87,17 @@ def _module_functions(info: ModuleInfo) -> dict[str, Callable[..., Any]]:
     def register_toolchains(*labels: str, **kwargs: Any) -> None:
         info.registered_toolchains.extend(labels)
 
-    def use_extension(extension_bzl_file: str, extension_name: str, **kwargs: Any) -> dict[str, str]:
+    def use_extension(extension_bzl_file: str, extension_name: str) -> int:
         # Recorded only: an extension matters once a target uses a repository it provides.
-        record = {"bzl_file": extension_bzl_file, "name": extension_name}
-        info.extensions.append(record)
-        return record
+        info.extensions.append({"bzl_file": extension_bzl_file, "name": extension_name, "tags": []})
+        return len(info.extensions) - 1
 
-    def use_repo(extension: dict[str, str], *names: str, **renames: str) -> None:
+    def extension_tag(key: int, tag: str, attrs: dict[str, Any]) -> None:
+        tags = info.extensions[key]["tags"]
+        assert isinstance(tags, list)
+        tags.append({"tag": tag, "attrs": attrs})
+
+    def use_repo(key: int, names: list[str], renames: dict[str, str]) -> None:
         for name in names:
             info.used_repos[name] = name
         info.used_repos.update(renames)
@@ -58,8 +110,9 @@ def _module_functions(info: ModuleInfo) -> dict[str, Callable[..., Any]]:
         "bazel_dep": bazel_dep,
         "register_toolchains": register_toolchains,
         "register_execution_platforms": ignored,
-        "use_extension": use_extension,
-        "use_repo": use_repo,
+        "host_use_extension": use_extension,
+        "host_extension_tag": extension_tag,
+        "host_use_repo": use_repo,
         "single_version_override": ignored,
         "local_path_override": ignored,
         "git_override": ignored,

@@ -164,11 +164,19 @@ class PackageLoader:
 
     # Rules and providers --------------------------------------------------------------------------
 
-    def _register_rule(self, implementation: str, attrs: dict[str, Any], executable: bool, test: bool) -> int:
+    def _register_rule(
+        self,
+        implementation: str,
+        attrs: dict[str, Any],
+        executable: bool,
+        test: bool,
+        toolchain_types: list[str],
+        build_setting: str | None,
+    ) -> int:
         rule_id = next(self._ids)
         defined_in = self.host.current_file()
         self.rule_classes[rule_id] = build_rule_class(
-            rule_id, implementation, defined_in, attrs, bool(executable), bool(test)
+            rule_id, implementation, defined_in, attrs, bool(executable), bool(test), toolchain_types, build_setting
         )
         return rule_id
 
@@ -250,17 +258,17 @@ class PackageLoader:
     def _existing_rules(self) -> dict[str, dict[str, Any]]:
         package = self._build_context("existing_rules")
         return {
-            name: {"name": name, "kind": t.kind, **{k: _plain(v) for k, v in t.attrs.items()}}
+            name: {"name": name, "kind": t.kind, **{k: starlark_value(v) for k, v in t.attrs.items()}}
             for name, t in package.targets.items()
         }
 
 
-def _plain(value: Any) -> Any:
+def starlark_value(value: Any) -> Any:
     """Attribute values as Starlark sees them: labels become strings again."""
     if isinstance(value, Label):
         return str(value)
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [starlark_value(v) for v in value]
     if isinstance(value, dict):
-        return {_plain(k): _plain(v) for k, v in value.items()}
+        return {starlark_value(k): starlark_value(v) for k, v in value.items()}
     return value

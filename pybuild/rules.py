@@ -82,11 +82,17 @@ class RuleClass:
     attrs: dict[str, Attribute]
     executable: bool = False
     test: bool = False
+    toolchain_types: list[Label] = field(default_factory=list)
+    build_setting: str | None = None  # "bool", "string" or "int" for build setting rules
     kind: str | None = None
 
     @property
     def description(self) -> str:
         return f"{self.kind or '<unexported rule>'} rule"
+
+    def resolve_default(self, text: str) -> Label:
+        """Default labels are written in the .bzl file, so they resolve against its repository."""
+        return parse_label(text, repo=self.defined_in.repo, package=self.defined_in.package)
 
 
 def build_rule_class(
@@ -96,11 +102,16 @@ def build_rule_class(
     attrs: dict[str, dict[str, Any]],
     executable: bool,
     test: bool,
+    toolchain_types: list[str],
+    build_setting: str | None,
 ) -> RuleClass:
     declared = dict(_COMMON_ATTRS)
     if executable or test:
         declared.update(_TEST_ATTRS if test else _EXECUTABLE_ATTRS)
     declared.update(attrs)
+    if build_setting:
+        # Bazel gives build setting rules this attribute: the value when the command line sets none.
+        declared["build_setting_default"] = {"type": build_setting, "mandatory": True}
     return RuleClass(
         rule_id=rule_id,
         implementation=implementation,
@@ -108,6 +119,8 @@ def build_rule_class(
         attrs={name: Attribute.from_schema(name, schema) for name, schema in declared.items()},
         executable=executable,
         test=test,
+        toolchain_types=[parse_label(t, repo=defined_in.repo, package=defined_in.package) for t in toolchain_types],
+        build_setting=build_setting,
     )
 
 
@@ -133,7 +146,7 @@ def coerce_attributes(
         elif attribute.mandatory:
             raise PybuildError(f"{rule_class.description} {target}: missing value for mandatory attribute '{name}'")
         else:
-            result[name] = _default(attribute, resolve)
+            result[name] = _default(attribute, rule_class.resolve_default)
     return result
 
 

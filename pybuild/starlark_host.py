@@ -6,6 +6,7 @@ Starlark functions never do, loads go through a FileLoader callback, and errors 
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +29,8 @@ GLOBALS = sl.Globals.extended_by(
 )
 
 _BUILD_NATIVES = ("glob", "package", "exports_files", "package_name", "repository_name", "existing_rules")
-_BZL_API = ("rule", "attr", "provider", "depset", "DefaultInfo", "native")
-_BUILD_API = (*_BUILD_NATIVES, "filegroup", "alias")
+_BZL_API = ("rule", "attr", "provider", "depset", "DefaultInfo", "platform_common", "config", "native")
+_BUILD_API = (*_BUILD_NATIVES, "filegroup", "alias", "toolchain", "toolchain_type")
 
 
 def _load_statement(file: str, names: tuple[str, ...]) -> str:
@@ -43,10 +44,28 @@ _BUILTIN_HEADERS = {
     "native_rules.bzl": 'load(":bzl_prelude.bzl", "rule", "attr", "depset", "DefaultInfo")',
 }
 _PRELUDE = Label(BUILTINS_REPO, "", "bzl_prelude.bzl")
+# Host functions each builtin file gets as globals.
+_BUILTIN_HOST_FUNCTIONS = {
+    "bzl_prelude.bzl": (
+        "host_register_rule",
+        "host_export_rule",
+        "host_register_provider",
+        "host_export_provider",
+        "host_provider_name",
+        "host_new_id",
+        "host_instantiate",
+    ),
+    "bzl_api.bzl": ("glob", "package_name", "repository_name", "exports_files", "existing_rules"),
+    "build_api.bzl": _BUILD_NATIVES,
+    "analysis.bzl": ("host_begin_target", "host_declare_output", "host_register_action"),
+}
 # A top-level assignment: only names bound at column 0 can be exported rules or providers.
 _TOP_LEVEL_ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)\s*=(?!=)", re.M)
 _LOCATION = re.compile(r"^\s*--> (.+?):(\d+):(\d+)\s*$", re.M)
 _FRAME = re.compile(r"^\s*\* (.+?):(\d+), in ", re.M)
+# How messages name pybuild's own Starlark; errors point past it, at the user's file that called it.
+_BUILTIN_HEADER = "<builtin header>"
+_BUILTIN_DISPLAYS = (_BUILTIN_HEADER, f"@{BUILTINS_REPO}//")
 
 
 @dataclass(frozen=True)
@@ -84,16 +103,18 @@ class StarlarkHost:
         self._modules: dict[Label, sl.FrozenModule] = {}
         self._load_stack: list[Label] = []
         self._pending: PybuildError | None = None
-        self._bzl_header = sl.parse("<builtin header>", _BZL_HEADER_SOURCE)
-        self._build_header = sl.parse("<builtin header>", _BUILD_HEADER_SOURCE)
+        self._bzl_header = sl.parse(_BUILTIN_HEADER, _BZL_HEADER_SOURCE)
+        self._build_header = sl.parse(_BUILTIN_HEADER, _BUILD_HEADER_SOURCE)
 
     # Host callables -------------------------------------------------------------------------------
 
-    def _callable(self, function: Callable[..., Any]) -> Callable[..., Any]:
+    def _callable(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         """Wrap a host function so the PybuildError it raises survives the trip through Starlark."""
+        signature = inspect.signature(function)
 
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
+                _check_arguments(name, signature, args, kwargs)
                 return function(*args, **kwargs)
             except PybuildError as error:
                 self._pending = error
@@ -104,7 +125,7 @@ class StarlarkHost:
     def _new_module(self, names: tuple[str, ...] = ()) -> sl.Module:
         module = sl.Module()
         for name in names:
-            module.add_callable(name, self._callable(self._host_functions[name]))
+            module.add_callable(name, self._callable(name, self._host_functions[name]))
         return module
 
     # Evaluation -----------------------------------------------------------------------------------
@@ -137,7 +158,7 @@ class StarlarkHost:
         path = self.workspace.repository_root(label.repo) / label.package / label.name
         if not path.is_file():
             raise PybuildError(f"cannot load '{label}': file {path} does not exist", requested_by)
-        display = label.name if label.repo == BUILTINS_REPO else self.workspace.display_path(path)
+        display = str(label) if label.repo == BUILTINS_REPO else self.workspace.display_path(path)
         return SourceFile(path, display, label)
 
     def _eval_bzl(self, source: SourceFile) -> sl.FrozenModule:
@@ -151,17 +172,16 @@ class StarlarkHost:
         self._export_rules_and_providers(module, source, text)
         return module.freeze()
 
+    def add_host_functions(self, functions: dict[str, Callable[..., Any]]) -> None:
+        """More host functions for builtin files not loaded yet (analysis adds its own)."""
+        self._host_functions.update(functions)
+
     def _builtin_host_names(self, name: str) -> tuple[str, ...]:
-        names = {
-            "bzl_prelude.bzl": tuple(n for n in self._host_functions if n.startswith("host_")),
-            "bzl_api.bzl": ("glob", "package_name", "repository_name", "exports_files", "existing_rules"),
-            "build_api.bzl": _BUILD_NATIVES,
-        }
-        return names.get(name, ())
+        return _BUILTIN_HOST_FUNCTIONS.get(name, ())
 
     def _builtin_header(self, name: str) -> sl.AstModule | None:
         source = _BUILTIN_HEADERS.get(name)
-        return sl.parse("<builtin header>", source) if source else None
+        return sl.parse(_BUILTIN_HEADER, source) if source else None
 
     def _export_rules_and_providers(self, module: sl.Module, source: SourceFile, text: str) -> None:
         """Tell the host the names rules and providers got, as Bazel names them on export."""
@@ -179,11 +199,34 @@ class StarlarkHost:
         self._eval(module, self._build_header, source)
         self._eval(module, self._parse(source, self._read(source), _BUILD_DIALECT), source)
 
-    def eval_plain_file(self, source: SourceFile, functions: dict[str, Callable[..., Any]]) -> None:
-        """Evaluate a file that loads nothing (MODULE.bazel) with the given host functions."""
+    def eval_driver(self, display: str, text: str) -> sl.FrozenModule:
+        """A module generated by pybuild (the analysis driver), loading from any repository."""
+        source = SourceFile(Path(display), display, Label("", "", display))
+        module = sl.Module()
+        self._eval(module, self._parse(source, text, _BZL_DIALECT), source)
+        return module.freeze()
+
+    def call(self, module: sl.FrozenModule, name: str, *args: Any) -> Any:
+        """Call a public function of a frozen module, with errors translated like evaluation errors."""
+        self._pending = None
+        try:
+            return module.call(name, *args)
+        except sl.StarlarkError as error:
+            pending, self._pending = self._pending, None
+            raise _translate(error, pending) from None
+
+    def eval_plain_file(
+        self, source: SourceFile, functions: dict[str, Callable[..., Any]], header: str | None = None
+    ) -> None:
+        """Evaluate a file that loads nothing (MODULE.bazel) with the given host functions.
+
+        `header` is Starlark (functions allowed) evaluated first, for API that cannot be written in Python.
+        """
         module = sl.Module()
         for name, function in functions.items():
-            module.add_callable(name, self._callable(function))
+            module.add_callable(name, self._callable(name, function))
+        if header is not None:
+            self._eval(module, sl.parse(_BUILTIN_HEADER, header, _BZL_DIALECT), source)
         self._eval(module, self._parse(source, self._read(source), _BUILD_DIALECT), source)
 
     def _read(self, source: SourceFile) -> str:
@@ -196,7 +239,7 @@ class StarlarkHost:
         try:
             return sl.parse(source.display, text, dialect)
         except sl.StarlarkError as error:
-            raise _translate(error, None) from None
+            raise _translate(_located_parse_error(source.display, text, dialect, error), None) from None
 
     def _eval(self, module: sl.Module, ast: sl.AstModule, source: SourceFile) -> None:
         loader = sl.FileLoader(lambda module_id: self._load_from(source, module_id))
@@ -216,21 +259,52 @@ class StarlarkHost:
             raise
 
 
+def _check_arguments(name: str, signature: inspect.Signature, args: Any, kwargs: dict[str, Any]) -> None:
+    """A bad call of a host function is the user's mistake: say so without Python's internal names."""
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as error:
+        raise PybuildError(f"{name}(): {error}") from None
+
+
+def _located_parse_error(display: str, text: str, dialect: sl.Dialect, error: sl.StarlarkError) -> sl.StarlarkError:
+    """starlark-rust places an error at the end of the file (an unclosed bracket) at 1:1 when the file ends
+    with a newline; without the trailing whitespace it points at the last line instead."""
+    if ":1:1\n" not in str(error) or text == text.rstrip():
+        return error
+    try:
+        sl.parse(display, text.rstrip(), dialect)
+    except sl.StarlarkError as located:
+        return located
+    return error
+
+
+def _is_builtin(location: str) -> bool:
+    return location.startswith(_BUILTIN_DISPLAYS)
+
+
 def _translate(error: sl.StarlarkError, pending: PybuildError | None) -> PybuildError:
     """One paragraph from starlark-rust's rendered error: location, message, and the call chain."""
     text = str(error)
-    locations = _LOCATION.findall(text)
-    where = f"{locations[0][0]}:{locations[0][1]}:{locations[0][2]}" if locations else None
+    frames = [frame for frame in frame_locations(text) if not _is_builtin(frame)]
+    locations = [f"{file}:{line}:{column}" for file, line, column in _LOCATION.findall(text)]
+    where = locations[0] if locations else None
+    if where is None or _is_builtin(where):
+        # An error inside pybuild's Starlark (e.g. rule() rejecting its arguments): blame the caller.
+        where = frames[-1] if frames else where
     if pending is not None:
         if pending.where is None:
             pending.where = where
         return pending
-    return PybuildError(_message_of(text), where)
+    return PybuildError(_message_of(text, frames, where), where)
 
 
-def _message_of(text: str) -> str:
+def _message_of(text: str, frames: list[str], where: str | None) -> str:
     message = next((line[len("error: ") :] for line in text.splitlines() if line.startswith("error: ")), text)
-    frames = frame_locations(text)
-    if len(frames) > 1:
-        message += f" (called from {' -> '.join(frames[:-1])})"
+    # The innermost frame is the failing call itself when a function (like fail()) raised the error;
+    # for an operator error it is the caller, which the message must still name.
+    if frames and where is not None and (where == frames[-1] or where.startswith(frames[-1] + ":")):
+        frames = frames[:-1]
+    if frames:
+        message += f" (called from {' -> '.join(frames)})"
     return message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,13 +51,26 @@ class Workspace:
     root: Path
     module: ModuleInfo
     repositories: dict[str, Path]  # repository name ("" = main) -> directory
+    # Repositories made on first use (like Bazel's repository rules), e.g. @local_rust from `rustc -vV`.
+    repository_factories: dict[str, Callable[[Path], Path]] = field(default_factory=dict)
 
     @property
     def output_base(self) -> Path:
         return self.root / OUTPUT_DIR_NAME
 
+    @property
+    def external_dir(self) -> Path:
+        return self.output_base / "external"
+
+    def exec_prefix(self, repo: str) -> str:
+        """Where a repository's files appear relative to the execution root."""
+        return "" if repo == "" else f"{OUTPUT_DIR_NAME}/external/{repo}/"
+
     def repository_root(self, repo: str) -> Path:
         if repo in self.repositories:
+            return self.repositories[repo]
+        if repo in self.repository_factories:
+            self.repositories[repo] = self.repository_factories[repo](self.external_dir / repo)
             return self.repositories[repo]
         known = ", ".join(f"@{name}" for name in sorted(self.repositories) if name and name != BUILTINS_REPO)
         raise PybuildError(f"no such repository '@{repo}' (known repositories: {known or 'none'})")
@@ -79,4 +93,9 @@ class Workspace:
 
 def default_repositories(root: Path) -> dict[str, Path]:
     builtins = Path(__file__).resolve().parent / "builtins"
-    return {"": root, "rules_rust": bundled_dir("rules"), BUILTINS_REPO: builtins}
+    return {
+        "": root,
+        "rules_rust": bundled_dir("rules"),
+        "pybuild_toolchains": bundled_dir("toolchains"),
+        BUILTINS_REPO: builtins,
+    }

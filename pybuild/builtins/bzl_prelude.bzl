@@ -62,7 +62,8 @@ attr = struct(
 )
 
 def rule(implementation, attrs = {}, executable = False, test = False, toolchains = [], provides = [],
-         doc = "", fragments = [], outputs = None, cfg = None, exec_groups = {}, **kwargs):
+         doc = "", fragments = [], outputs = None, cfg = None, exec_groups = {}, build_setting = None,
+         **kwargs):
     for name, value in attrs.items():
         if type(value) != "struct" or not hasattr(value, "pybuild_attr"):
             fail("rule(): attribute '%s' must be declared with attr.<type>(...), got %s" % (name, type(value)))
@@ -71,11 +72,14 @@ def rule(implementation, attrs = {}, executable = False, test = False, toolchain
         {name: value.host for name, value in attrs.items()},
         executable,
         test,
+        [str(t) for t in toolchains],
+        build_setting.kind if build_setting != None else None,
     )
     info = struct(rule_id = rule_id, implementation = implementation, attrs = attrs, toolchains = toolchains)
 
     # The name is fixed: pybuild recognises rules by it when it looks for exported names.
-    def pybuild_rule_instantiate(name = None, _pybuild_rule_info = False, **kwargs):
+    # Keyword-only, as in Bazel: rule("x") must not silently become name = "x".
+    def pybuild_rule_instantiate(*, name = None, _pybuild_rule_info = False, **kwargs):
         if _pybuild_rule_info:
             return info
         host_instantiate(rule_id, name, kwargs, call_stack())
@@ -89,12 +93,17 @@ def provider(doc = "", fields = None, init = None):
     def pybuild_provider_ctor(_pybuild_provider_info = False, **kwargs):
         if _pybuild_provider_info:
             return key
+        values = {}
         if field_names != None:
             for name in kwargs:
                 if name not in field_names:
                     fail("unexpected field '%s' for provider %s (fields: %s)" % (
                         name, host_provider_name(key), ", ".join(field_names)))
-        return struct(pybuild_provider = pybuild_provider_ctor, **kwargs)
+
+            # As in Bazel, a declared field that is not given reads as None.
+            values = {name: None for name in field_names}
+        values.update(kwargs)
+        return struct(pybuild_provider = pybuild_provider_ctor, **values)
 
     return pybuild_provider_ctor
 
@@ -111,7 +120,7 @@ def pybuild_export(candidates):
 
 # depset: an immutable, order-preserving set built from direct items and other depsets.
 # Flattening walks the DAG once with an explicit stack, so deep chains of crates cost no recursion.
-_MAX_STEPS = 1 << 31
+_MAX_STEPS = 2147483647  # the largest range() starlark-rust accepts (32-bit)
 
 def _flatten(root):
     out = []
@@ -159,4 +168,17 @@ def _wrap(node, order):
 DefaultInfo = provider(
     doc = "Files a target produces by default, its runfiles and its executable.",
     fields = ["files", "runfiles", "data_runfiles", "default_runfiles", "executable"],
+)
+
+ToolchainInfo = provider(doc = "What a toolchain() target hands to rules that request its type.")
+
+platform_common = struct(ToolchainInfo = ToolchainInfo)
+
+def _build_setting(kind, flag = False):
+    return struct(kind = kind, flag = flag)
+
+config = struct(
+    bool = lambda flag = False: _build_setting("bool", flag),
+    string = lambda flag = False: _build_setting("string", flag),
+    int = lambda flag = False: _build_setting("int", flag),
 )

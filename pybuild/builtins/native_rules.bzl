@@ -15,9 +15,27 @@ filegroup = rule(
 
 def _alias_impl(ctx):
     # Analysis forwards every provider of `actual`; the alias itself adds nothing.
-    return ctx.attr.actual.values()
+    return [p for key, p in ctx.attr.actual.items() if key != "label"]
 
 alias = rule(
     implementation = _alias_impl,
     attrs = {"actual": attr.label(mandatory = True)},
+)
+
+def _toolchain_type_impl(ctx):
+    return []
+
+toolchain_type = rule(implementation = _toolchain_type_impl)
+
+def _toolchain_impl(ctx):
+    # Resolution reads `toolchain` and `toolchain_type` from the target's attributes.
+    return []
+
+toolchain = rule(
+    implementation = _toolchain_impl,
+    attrs = {
+        "toolchain": attr.label(mandatory = True),
+        "toolchain_type": attr.label(mandatory = True),
+        "target_settings": attr.label_list(),
+    },
 )

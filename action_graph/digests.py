@@ -1,0 +1,52 @@
+"""Content digests of files and the cache key of an action."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+
+from action_graph.action import Action
+
+_CHUNK = 1 << 20
+
+
+class FileDigests:
+    """SHA-256 of files, remembered by (path, size, mtime) so unchanged files are hashed once."""
+
+    def __init__(self, root: str = ".") -> None:
+        self.root = root
+        self._cache: dict[str, tuple[int, int, str]] = {}
+
+    def digest(self, path: str) -> str:
+        full = os.path.join(self.root, path)
+        stat = os.stat(full)
+        cached = self._cache.get(path)
+        if cached and cached[:2] == (stat.st_size, stat.st_mtime_ns):
+            return cached[2]
+        digest = hash_file(full)
+        self._cache[path] = (stat.st_size, stat.st_mtime_ns, digest)
+        return digest
+
+
+def hash_file(path: str) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def action_key(action: Action, input_digest: Callable[[str], str | None]) -> str:
+    """Digest of everything that decides an action's outputs: argv, env, inputs (with their digests
+    where `input_digest` knows them, which includes the toolchain's tools), outputs and file contents."""
+    record = {
+        "argv": list(action.argv),
+        "env": list(action.env),
+        "inputs": [(path, input_digest(path)) for path in sorted(action.inputs)],
+        "outputs": sorted(action.outputs),
+        "content": action.content,
+        "is_executable": action.is_executable,
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode("utf-8")).hexdigest()

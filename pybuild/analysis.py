@@ -1,0 +1,214 @@
+"""The analysis phase: rule implementations run (in Starlark) and produce the action graph."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from action_graph.action import Action
+from action_graph.graph import ActionGraph, OutputConflictError
+from pybuild.errors import PybuildError
+from pybuild.labels import Label, parse_label
+from pybuild.packages import Target, starlark_value
+from pybuild.target_graph import TargetGraphLoader
+from pybuild.workspace import OUTPUT_DIR_NAME
+
+_CPU_NAMES = {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+@dataclass
+class BuildConfig:
+    """What the command line decided: compilation mode and build setting values."""
+
+    compilation_mode: str = "fastbuild"
+    build_settings: dict[Label, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{_CPU_NAMES.get(platform.machine().lower(), platform.machine())}-{self.compilation_mode}"
+
+    @property
+    def bin_dir(self) -> str:
+        return f"{OUTPUT_DIR_NAME}/{self.name}/bin"
+
+
+@dataclass
+class TargetSummary:
+    """What later phases need of an analyzed target."""
+
+    files: list[str]
+    executable: str | None
+    runfiles: list[str]
+
+
+@dataclass
+class AnalysisResult:
+    actions: ActionGraph
+    targets: dict[Label, TargetSummary]
+    target_graph: nx.DiGraph
+
+
+class Analysis:
+    """Runs rule implementations over the dependency closure of some targets."""
+
+    def __init__(self, graph_loader: TargetGraphLoader, config: BuildConfig) -> None:
+        self.graph_loader = graph_loader
+        self.loader = graph_loader.loader
+        self.workspace = self.loader.workspace
+        self.config = config
+        self.actions = ActionGraph()
+        self._current: Target | None = None
+        self._resolved_toolchains: dict[Label, Label] = {}
+        self.loader.host.add_host_functions(
+            {
+                "host_begin_target": self._begin_target,
+                "host_declare_output": self._declare_output,
+                "host_register_action": self._register_action,
+            }
+        )
+
+    def run(self, labels: list[Label]) -> AnalysisResult:
+        graph = self._target_graph(labels)
+        order = list(reversed(list(nx.lexicographical_topological_sort(graph, key=str))))
+        toolchains = self._toolchains_by_target(graph)
+        data = [self._target_data(label, toolchains.get(label, {})) for label in order]
+        rule_classes = {t.rule_class.rule_id: t.rule_class for t in map(self.loader.target, order) if t.rule_class}
+        driver = self.loader.host.eval_driver("<analysis driver>", _driver_source(rule_classes.values()))
+        try:
+            summaries = self.loader.host.call(driver, "run", data, self._config_data())
+        except PybuildError as error:
+            raise self._in_current_target(error) from None
+        self.actions.link()
+        return AnalysisResult(
+            self.actions,
+            {parse_label(k): TargetSummary(**v) for k, v in summaries.items()},
+            graph,
+        )
+
+    # The target graph, with toolchains -------------------------------------------------------------
+
+    def _target_graph(self, labels: list[Label]) -> nx.DiGraph:
+        graph = self.graph_loader.dependency_graph(labels)
+        types = {t for label in graph for t in self._toolchain_types(label)}
+        if types:
+            resolved = self._resolved_toolchains = self.resolve_toolchains(types)
+            graph = self.graph_loader.dependency_graph([*labels, *resolved.values()])
+            for label in list(graph):
+                for toolchain_type in self._toolchain_types(label):
+                    graph.add_edge(label, resolved[toolchain_type])
+            if not nx.is_directed_acyclic_graph(graph):
+                raise PybuildError("cycle in dependency graph through a toolchain: " + str(nx.find_cycle(graph)))
+        self.graph_loader.check_visibility(graph)
+        return graph
+
+    def _toolchain_types(self, label: Label) -> list[Label]:
+        rule_class = self.loader.target(label).rule_class
+        return rule_class.toolchain_types if rule_class else []
+
+    def resolve_toolchains(self, types: set[Label]) -> dict[Label, Label]:
+        """First registered toolchain() of each type wins, as in Bazel without platform constraints."""
+        registered = self.graph_loader.resolve_patterns(self.workspace.module.registered_toolchains)
+        resolved: dict[Label, Label] = {}
+        for label in registered:
+            target = self.loader.target(label)
+            if target.kind == "toolchain":
+                resolved.setdefault(target.attrs["toolchain_type"], target.attrs["toolchain"])
+        missing = sorted(str(t) for t in types if t not in resolved)
+        if missing:
+            raise PybuildError(
+                f"no toolchain registered for type {', '.join(missing)}: add register_toolchains(...) to MODULE.bazel"
+            )
+        return {t: resolved[t] for t in types}
+
+    def _toolchains_by_target(self, graph: nx.DiGraph) -> dict[Label, dict[str, str]]:
+        return {
+            label: {str(t): str(self._resolved_toolchains[t]) for t in self._toolchain_types(label)} for label in graph
+        }
+
+    # Data handed to Starlark -----------------------------------------------------------------------
+
+    def _target_data(self, label: Label, toolchains: dict[str, str]) -> dict[str, Any]:
+        target = self.loader.target(label)
+        prefix = self.workspace.exec_prefix(label.repo)
+        common = {"label": str(label), "rule_id": None}
+        if target.rule_class is None:
+            short = label.name if not label.package else f"{label.package}/{label.name}"
+            short_path = short if not label.repo else f"../{label.repo}/{short}"
+            return {**common, "path": prefix + short, "short_path": short_path}
+        rule_class = target.rule_class
+        package_path = (prefix.removeprefix(f"{OUTPUT_DIR_NAME}/") + label.package).strip("/")
+        data = {
+            **common,
+            "rule_id": rule_class.rule_id,
+            "attrs": {"name": label.name, **{k: starlark_value(v) for k, v in target.attrs.items()}},
+            "dep_attrs": {n: a.type for n, a in rule_class.attrs.items() if a.is_dependency and n != "visibility"},
+            "label_parts": {"name": label.name, "package": label.package, "repo": label.repo},
+            "package_path": package_path,
+            "toolchains": toolchains,
+        }
+        if rule_class.build_setting:
+            data["build_setting_value"] = self.config.build_settings.get(label, target.attrs["build_setting_default"])
+        return data
+
+    def _config_data(self) -> dict[str, Any]:
+        return {
+            "bin_dir": self.config.bin_dir,
+            "var": {"COMPILATION_MODE": self.config.compilation_mode, "BINDIR": self.config.bin_dir},
+            "workspace_name": self.workspace.module.name or "_main",
+        }
+
+    # Host functions --------------------------------------------------------------------------------
+
+    def _begin_target(self, label: str) -> None:
+        self._current = self.loader.target(parse_label(label))
+
+    def _declare_output(self, path: str, is_directory: bool) -> None:
+        if not path.startswith(self.config.bin_dir + "/"):
+            raise PybuildError(f"declared output '{path}' is outside the output directory")
+
+    def _register_action(self, spec: dict[str, Any]) -> None:
+        owner = str(self._current.label) if self._current else "<unknown>"
+        outputs = tuple(spec["outputs"])
+        if not outputs:
+            raise PybuildError(f"action {spec['mnemonic']} of {owner} declares no outputs")
+        message = spec.get("progress_message", "").replace("%{label}", owner).replace("%{output}", outputs[0])
+        action = Action(
+            mnemonic=spec["mnemonic"],
+            owner=owner,
+            argv=tuple(spec["argv"]),
+            outputs=outputs,
+            inputs=tuple(dict.fromkeys(spec["inputs"])),
+            env=tuple(sorted((spec.get("env") or {}).items())),
+            progress_message=message or f"{spec['mnemonic']} {outputs[0]}",
+            execution_requirements=tuple(sorted((spec.get("execution_requirements") or {}).items())),
+            content=spec.get("content"),
+            is_executable=bool(spec.get("is_executable", False)),
+            output_directories=tuple(spec.get("output_directories") or ()),
+        )
+        try:
+            self.actions.add(action)
+        except OutputConflictError as error:
+            raise PybuildError(str(error)) from None
+
+    def _in_current_target(self, error: PybuildError) -> PybuildError:
+        if self._current is None:
+            return error
+        location = f" ({error.where})" if error.where else ""
+        return PybuildError(
+            f"in {self._current.description} {self._current.label}: {error.message}{location}", self._current.location
+        )
+
+
+def _driver_source(rule_classes: Any) -> str:
+    """A module that loads every rule used by the targets and hands them to analysis.bzl."""
+    lines = ['load("@pybuild_builtins//:analysis.bzl", "analyze")']
+    names = []
+    for index, rule_class in enumerate(sorted(rule_classes, key=lambda r: r.rule_id)):
+        lines.append(f'load("{rule_class.defined_in}", _r{index} = "{rule_class.kind}")')
+        names.append(f"_r{index}")
+    lines.append("def run(targets, config):")
+    lines.append(f"    return analyze([{', '.join(names)}], targets, config)")
+    return "\n".join(lines) + "\n"

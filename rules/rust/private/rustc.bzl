@@ -1,0 +1,172 @@
+"""How rustc is invoked: the command line and the compile actions of one crate.
+
+Every rustc argument is built by `rustc_arguments`; the pipelining modes differ only in which
+actions they declare, what they emit and which dependency files they compile against.
+"""
+
+load("//settings:settings.bzl", "BuildSettingInfo")
+load(":providers.bzl", "CrateInfo", "DepInfo")
+
+# rules_rust's -c mapping: (opt-level, debuginfo).
+_COMPILATION_MODES = {"fastbuild": ("0", "0"), "dbg": ("0", "2"), "opt": ("3", "0")}
+
+# The process wrapper is a python3 script found on this PATH.
+_WRAPPER_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+def pipelining_mode(ctx):
+    """"none", "rmeta" or "hollow", from the build settings."""
+    if not ctx.attr._pipelined_compilation[BuildSettingInfo].value:
+        return "none"
+    if ctx.attr._no_codegen_pipelining[BuildSettingInfo].value:
+        return "hollow"
+    return "rmeta"
+
+def manages_unstable_features(rustc_env, rustc_flags):
+    """Whether the target opted in to unstable features itself (so -Zallow-features= is not added)."""
+    if "RUSTC_BOOTSTRAP" in rustc_env:
+        return True
+    for index, flag in enumerate(rustc_flags):
+        normalized = flag.replace("_", "-")
+        if normalized.startswith("-Zallow-features"):
+            return True
+        following = rustc_flags[index + 1].replace("_", "-") if index + 1 < len(rustc_flags) else ""
+        if normalized == "-Z" and following.startswith("allow-features"):
+            return True
+    return False
+
+def rustc_arguments(crate, compilation_mode, emit, externs, search_dirs, extra_flags):
+    """The rustc command line, minus the program itself."""
+    opt_level, debuginfo = _COMPILATION_MODES[compilation_mode]
+    args = [
+        crate.root.path,
+        "--crate-name=" + crate.name,
+        "--crate-type=" + crate.type,
+        "--edition=" + crate.edition,
+        "--emit=" + emit,
+        "--codegen=opt-level=" + opt_level,
+        "--codegen=debuginfo=" + debuginfo,
+        "--codegen=metadata=" + crate.hash,
+        "--codegen=extra-filename=-" + crate.hash,
+    ]
+    if crate.is_test:
+        args.append("--test")
+    for feature in crate.features:
+        args.extend(["--cfg", 'feature="%s"' % feature])
+    if crate.type == "proc-macro":
+        args.append("--extern=proc_macro")
+    args.extend(["--extern=%s=%s" % (name, path) for name, path in externs])
+    args.extend(["-Ldependency=" + directory for directory in search_dirs])
+    return args + extra_flags + crate.rustc_flags
+
+def _dependency_view(deps, use_metadata):
+    """--extern pairs, search directories and input files for compiling against `deps`."""
+    direct = deps.crates + deps.proc_macros
+    externs = [(name, (info.metadata if use_metadata else info.output).path) for name, info, _ in direct]
+    files = depset(transitive = [
+        dep_info.transitive_metadata if use_metadata else dep_info.transitive_outputs
+        for _, _, dep_info in direct
+    ])
+    directories = {f.dirname: None for f in files.to_list()}
+    return externs, list(directories), files
+
+def _run_rustc(ctx, toolchain, crate, mnemonic, arguments, dependency_files, outputs, env, wrapper_flags):
+    sources = depset(crate.srcs + crate.compile_data + [crate.root], transitive = [dependency_files])
+    if wrapper_flags == None:
+        executable, argv, tools = toolchain.rustc, arguments, []
+    else:
+        executable = crate.process_wrapper
+        argv = wrapper_flags + ["--", toolchain.rustc.path] + arguments
+        tools = [toolchain.rustc]
+        env = dict(env, PATH = _WRAPPER_PATH)
+    ctx.actions.run(
+        executable = executable,
+        arguments = argv,
+        inputs = sources,
+        tools = tools,
+        outputs = outputs,
+        env = env,
+        mnemonic = mnemonic,
+        progress_message = "Compiling Rust %s %s (%s)" % (crate.type, crate.name, mnemonic),
+    )
+
+def _declare_outputs(ctx, crate, mode):
+    """(output, metadata): the full artifact and what dependents compile against."""
+    stem = "lib%s-%s" % (crate.name, crate.hash)
+    if crate.type == "proc-macro":
+        output = ctx.actions.declare_file(stem + ".so")
+        return output, output
+    if crate.type == "bin":
+        return ctx.actions.declare_file(crate.output_name), None
+    output = ctx.actions.declare_file(stem + ".rlib")
+    if mode == "hollow":
+        return output, ctx.actions.declare_file("_meta/%s_meta.rlib" % stem)
+    if mode == "rmeta":
+        return output, ctx.actions.declare_file("_pipelined/%s.rmeta" % stem)
+    return output, output
+
+def _rmeta_emit(directory, crate):
+    stem = "%s/lib%s-%s" % (directory, crate.name, crate.hash)
+    return "dep-info=%s/%s-%s.d,metadata=%s.rmeta,link=%s.rlib" % (directory, crate.name, crate.hash, stem, stem)
+
+def compile_crate(ctx, toolchain, crate, deps):
+    """Declare the rustc actions of `crate`; return its [CrateInfo, DepInfo]."""
+    global_mode = pipelining_mode(ctx)
+    mode = global_mode if crate.type == "rlib" and not crate.disable_pipelining else "none"
+    output, metadata = _declare_outputs(ctx, crate, mode)
+    compilation_mode = ctx.var["COMPILATION_MODE"]
+
+    # Libraries compile against metadata whenever pipelining is on; anything that links needs full rlibs.
+    externs, search_dirs, dep_files = _dependency_view(deps, crate.type == "rlib" and global_mode != "none")
+    env = dict(crate.rustc_env)
+    extra = []
+    if mode == "hollow":
+        # -Zno-codegen is unstable. Both actions get RUSTC_BOOTSTRAP=1, because it enters the crate
+        # hash: a hollow rlib and a full rlib built differently would fail to link (E0460).
+        env["RUSTC_BOOTSTRAP"] = "1"
+        if toolchain.channel != "nightly" and not manages_unstable_features(crate.rustc_env, crate.rustc_flags):
+            extra.append("-Zallow-features=")  # but user code must not silently gain unstable features
+
+    def arguments(emit, more):
+        return rustc_arguments(crate, compilation_mode, emit, externs, search_dirs, extra + more)
+
+    if mode == "hollow":
+        _run_rustc(ctx, toolchain, crate, "RustcMetadata", arguments("link=" + metadata.path, ["-Zno-codegen"]),
+                   dep_files, [metadata], env, None)
+        _run_rustc(ctx, toolchain, crate, "Rustc", arguments("link=" + output.path, []), dep_files, [output], env, None)
+    elif mode == "rmeta":
+        json_flags = ["--error-format=json", "--json=artifacts"]
+        _run_rustc(ctx, toolchain, crate, "RustcMetadata", arguments(_rmeta_emit(metadata.dirname, crate), json_flags),
+                   dep_files, [metadata], env, ["--rustc-quit-on-rmeta"])
+        _run_rustc(ctx, toolchain, crate, "Rustc", arguments(_rmeta_emit(output.dirname, crate), json_flags),
+                   dep_files, [output], env, [])
+    else:
+        _run_rustc(ctx, toolchain, crate, "Rustc", arguments("link=" + output.path, []), dep_files, [output], env, None)
+
+    crate_info = CrateInfo(
+        name = crate.name,
+        type = crate.type,
+        root = crate.root,
+        srcs = depset(crate.srcs),
+        edition = crate.edition,
+        output = output,
+        metadata = metadata,
+        owner = crate.owner,
+        features = crate.features,
+        rustc_env = crate.rustc_env,
+        rustc_flags = crate.rustc_flags,
+        compile_data = crate.compile_data,
+        deps = deps,
+    )
+    return crate_info, _dep_info(crate, output, metadata, deps)
+
+def _dep_info(crate, output, metadata, deps):
+    if crate.type == "proc-macro":
+        # Consumers run the macro; its own dependencies are linked into the .so already.
+        return DepInfo(transitive_metadata = depset([output]), transitive_outputs = depset([output]),
+                       transitive_link_flags = depset())
+    direct = deps.crates + deps.proc_macros
+    return DepInfo(
+        transitive_metadata = depset([metadata], transitive = [d.transitive_metadata for _, _, d in direct]),
+        transitive_outputs = depset([output], transitive = [d.transitive_outputs for _, _, d in direct]),
+        transitive_link_flags = depset(transitive = [d.transitive_link_flags for _, _, d in direct]),
+    )

@@ -1,0 +1,27 @@
+"""rust_toolchain: the compiler and what rules need to know about it."""
+
+def _rust_toolchain_impl(ctx):
+    return [platform_common.ToolchainInfo(
+        rustc = ctx.file.rustc,
+        rustdoc = ctx.file.rustdoc,
+        sysroot = ctx.attr.sysroot,
+        target_triple = ctx.attr.target_triple,
+        exec_triple = ctx.attr.exec_triple or ctx.attr.target_triple,
+        default_edition = ctx.attr.default_edition,
+        channel = ctx.attr.channel,
+        version = ctx.attr.version,
+    )]
+
+rust_toolchain = rule(
+    implementation = _rust_toolchain_impl,
+    attrs = {
+        "rustc": attr.label(mandatory = True, allow_single_file = True),
+        "rustdoc": attr.label(allow_single_file = True),
+        "sysroot": attr.string(doc = "The compiler's sysroot, for information; rustc finds it itself."),
+        "target_triple": attr.string(mandatory = True),
+        "exec_triple": attr.string(),
+        "default_edition": attr.string(default = "2021"),
+        "channel": attr.string(default = "stable", values = ["stable", "beta", "nightly"]),
+        "version": attr.string(),
+    },
+)
