@@ -21,6 +21,8 @@ class FileDigests:
 
     def digest(self, path: str) -> str:
         full = os.path.join(self.root, path)
+        if os.path.isdir(full):
+            return self._tree_digest(path)
         stat = os.stat(full)
         cached = self._cache.get(path)
         if cached and cached[:2] == (stat.st_size, stat.st_mtime_ns):
@@ -28,6 +30,26 @@ class FileDigests:
         digest = hash_file(full)
         self._cache[path] = (stat.st_size, stat.st_mtime_ns, digest)
         return digest
+
+    def _tree_digest(self, path: str) -> str:
+        """A directory output (like a build script's OUT_DIR) is known by its files and their digests."""
+        names = sorted(os.listdir(os.path.join(self.root, path)))
+        entries = [(name, self.digest(os.path.join(path, name))) for name in names]
+        return hashlib.sha256(json.dumps(entries).encode("utf-8")).hexdigest()
+
+    def load(self, path: str) -> None:
+        """Take over digests remembered by an earlier build (stale ones are detected by size and mtime)."""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                self._cache.update({k: tuple(v) for k, v in json.load(handle).items()})
+        except (OSError, ValueError):
+            pass
+
+    def save(self, path: str) -> None:
+        temp = f"{path}.{os.getpid()}.tmp"
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(self._cache, handle)
+        os.replace(temp, path)
 
 
 def hash_file(path: str) -> str:

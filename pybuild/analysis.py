@@ -46,6 +46,7 @@ class TargetSummary:
 
 @dataclass
 class AnalysisResult:
+    config: BuildConfig
     actions: ActionGraph
     targets: dict[Label, TargetSummary]
     target_graph: nx.DiGraph
@@ -83,6 +84,7 @@ class Analysis:
             raise self._in_current_target(error) from None
         self.actions.link()
         return AnalysisResult(
+            self.config,
             self.actions,
             {parse_label(k): TargetSummary(**v) for k, v in summaries.items()},
             graph,

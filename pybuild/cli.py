@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
-from pybuild import build_options, query
+from pybuild import build_options, query, rcfile
 from pybuild import commands as commands_module
 from pybuild.errors import PybuildError, UsageError
+from pybuild.workspace import find_workspace_root
 
+_SHORT_BOOL_FLAGS = {"-k": "--keep_going"}
 _TRUE = ("1", "true", "yes")
 _FALSE = ("0", "false", "no")
 
@@ -43,6 +47,7 @@ def _normalize_bool_flags(argv: Sequence[str], bool_flags: set[str]) -> list[str
         if arg == "--":
             result.extend(argv[len(result) :])
             break
+        arg = _SHORT_BOOL_FLAGS.get(arg, arg)
         name = arg[2:] if arg.startswith("--") and "=" not in arg else None
         if name in bool_flags:
             arg = f"--{name}=true"
@@ -93,7 +98,41 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
     _common_flags(info_parser)
     _build_flags(info_parser)
     handlers["info"] = commands_module.info_command
+
+    for name, help_text, handler in (
+        ("build", "build targets", commands_module.build_command),
+        ("test", "build and run rust_test targets", commands_module.test_command),
+        ("run", "build and run one executable: pybuild run //app -- ARGS", commands_module.run_command),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("targets", nargs="*", help="target patterns, e.g. //... or //app:app")
+        _common_flags(sub)
+        _build_flags(sub)
+        _execution_flags(sub)
+        if name == "test":
+            sub.add_argument("--test_output", default="summary", choices=("summary", "errors", "all"))
+        handlers[name] = handler
+
+    clean_parser = commands.add_parser("clean", help="remove build outputs and the action cache")
+    _add_bool_flag(clean_parser, "expunge", False, "also remove generated repositories")
+    _common_flags(clean_parser)
+    handlers["clean"] = commands_module.clean_command
     return parser, handlers
+
+
+def _execution_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1, metavar="N")
+    parser.add_argument("--spawn_strategy", default="sandboxed", choices=("sandboxed", "local"))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
+    return value
 
 
 def _bool_flag_names(parser: argparse.ArgumentParser) -> set[str]:
@@ -107,11 +146,44 @@ def _bool_flag_names(parser: argparse.ArgumentParser) -> set[str]:
     return names
 
 
+def _with_rc_options(arguments: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Insert the options of .pybuildrc lines for this command right after the command name."""
+    command = next((a for a in arguments if not a.startswith("-")), None)
+    try:
+        root = find_workspace_root(Path.cwd())
+    except PybuildError:
+        return arguments  # outside a workspace there is no rc file; the command reports the problem
+    if command is None:
+        return arguments
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub = subparsers.choices.get(command)
+    if sub is None:
+        return arguments
+    inserted: list[str] = []
+    for line in rcfile.options_for(command, rcfile.read_rc(root)):
+        _check_rc_line(sub, line)
+        inserted.extend(line.args)
+    position = arguments.index(command) + 1
+    return [*arguments[:position], *inserted, *arguments[position:]]
+
+
+def _check_rc_line(sub: argparse.ArgumentParser, line: rcfile.RcLine) -> None:
+    known = set(sub._option_string_actions)
+    for arg in line.args:
+        name = arg.split("=", 1)[0]
+        plain = "--" + name[4:] if name.startswith("--no") else name
+        if name.startswith(("--@", "--//", "--no@", "--no//")) or not arg.startswith("-"):
+            continue
+        if name not in known and plain not in known:
+            raise UsageError(f"unknown option '{arg}' for command '{line.command}'", line.where)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    verbose = "--verbose_failures" in arguments
+    verbose = any(a.split("=")[0] == "--verbose_failures" and not a.endswith(("=false", "=0")) for a in arguments)
     try:
         parser, handlers = _build_parser()
+        arguments = _with_rc_options(arguments, parser)
         rest, starlark_flags = build_options.split_starlark_flags(arguments)
         args = parser.parse_args(_normalize_bool_flags(rest, _bool_flag_names(parser)))
         args.starlark_flags = starlark_flags

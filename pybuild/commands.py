@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 import sys
+import time
 from argparse import Namespace
+from dataclasses import dataclass
 from pathlib import Path
 
 from action_graph.action import Action
 from action_graph.digests import FileDigests, action_key
 from pybuild import build_options, query
-from pybuild.analysis import Analysis
-from pybuild.errors import UsageError
+from pybuild.analysis import Analysis, AnalysisResult
+from pybuild.errors import NoTestsError, UsageError
+from pybuild.execution import ExecutionOptions, LocalExecution, link_convenience_symlink
 from pybuild.labels import Label
 from pybuild.module_file import load_workspace
 from pybuild.packages import PackageLoader
 from pybuild.target_graph import LoadingQueryEnvironment, TargetGraphLoader
+from pybuild.testing import create_runfiles, run_tests
 
 _MNEMONIC_FILTER = re.compile(r"""^\s*mnemonic\(\s*["']([^"']*)["']\s*,\s*(.+)\)\s*$""", re.S)
 
@@ -120,4 +127,110 @@ def info_command(args: Namespace) -> int:
     }
     for key, value in facts.items():
         print(f"{key}: {value}")
+    return 0
+
+
+# Building, testing, running -------------------------------------------------------------------------
+
+
+@dataclass
+class BuildOutcome:
+    ok: bool
+    analysis: AnalysisResult
+    labels: list[Label]
+    workspace_root: Path
+
+
+def build_targets(args: Namespace, patterns: list[str], extra_outputs: bool = False) -> BuildOutcome:
+    """Load, analyze and execute; prints progress and the closing `Build OK` line."""
+    started = time.monotonic()
+    loader = graph_loader()
+    workspace = loader.loader.workspace
+    if not patterns:
+        raise UsageError("no targets given; try //... for every target of the workspace")
+    labels = [label for label in loader.resolve_patterns(patterns) if loader.loader.target(label).is_rule]
+    analysis = configure(loader, args).run(labels)
+    outputs = [path for label in labels for path in _wanted_files(analysis, label)]
+    options = ExecutionOptions(jobs=args.jobs, sandboxed=args.spawn_strategy == "sandboxed", keep_going=args.keep_going)
+    result = LocalExecution(workspace, options).build(analysis.actions, outputs)
+    link_convenience_symlink(workspace, analysis.config.bin_dir)
+    elapsed = time.monotonic() - started
+    total = len(result.outcomes) + len(result.skipped)
+    if result.failures or result.skipped:
+        print(
+            f"Build FAILED: {len(result.failures)} failed, {result.executed} executed, {result.cached} cached, "
+            f"{total} total actions in {elapsed:.2f}s",
+            file=sys.stderr,
+        )
+        return BuildOutcome(False, analysis, labels, workspace.root)
+    print(
+        f"Build OK: {result.executed} executed, {result.cached} cached, {total} total actions in {elapsed:.2f}s",
+        file=sys.stderr,
+    )
+    return BuildOutcome(True, analysis, labels, workspace.root)
+
+
+def _wanted_files(analysis: AnalysisResult, label: Label) -> list[str]:
+    summary = analysis.targets[label]
+    return [*summary.files, *summary.runfiles]
+
+
+def build_command(args: Namespace) -> int:
+    return 0 if build_targets(args, args.targets).ok else 1
+
+
+def run_command(args: Namespace) -> int:
+    """Build one executable target, then run it with the arguments after `--`."""
+    if not args.targets:
+        raise UsageError("run needs a target, e.g. pybuild run //app -- --flag")
+    target, program_args = args.targets[0], args.targets[1:]
+    outcome = build_targets(args, [target])
+    if not outcome.ok:
+        return 1
+    if len(outcome.labels) != 1:
+        raise UsageError(f"run needs exactly one target; '{target}' names {len(outcome.labels)}")
+    label = outcome.labels[0]
+    summary = outcome.analysis.targets[label]
+    if summary.executable is None:
+        raise UsageError(f"cannot run {label}: it is not executable (not a rust_binary or rust_test)")
+    runfiles = create_runfiles(outcome.workspace_root, summary.executable, summary.runfiles)
+    env = dict(os.environ, BUILD_WORKING_DIRECTORY=os.getcwd(), BUILD_WORKSPACE_DIRECTORY=str(outcome.workspace_root))
+    executable = outcome.workspace_root / summary.executable
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return subprocess.run([str(executable), *program_args], env=env, cwd=runfiles / "_main", check=False).returncode
+
+
+def test_command(args: Namespace) -> int:
+    outcome = build_targets(args, args.targets)
+    if not outcome.ok:
+        return 1
+    loader = graph_loader()
+    tests = [label for label in outcome.labels if _is_test(loader, label)]
+    if not tests:
+        raise NoTestsError("no test targets were found among the requested targets")
+    return run_tests(outcome, loader, tests, args.test_output, args.jobs)
+
+
+def _is_test(loader: TargetGraphLoader, label: Label) -> bool:
+    rule_class = loader.loader.target(label).rule_class
+    return bool(rule_class and rule_class.test)
+
+
+def clean_command(args: Namespace) -> int:
+    """Remove outputs and the action cache; --expunge also removes generated repositories."""
+    workspace = load_workspace(Path.cwd())
+    base = workspace.output_base
+    if args.expunge:
+        shutil.rmtree(base, ignore_errors=True)
+    elif base.is_dir():
+        for entry in base.iterdir():
+            if entry.name == "external":
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink()
+    (workspace.root / "pybuild-bin").unlink(missing_ok=True)
+    print("INFO: clean finished", file=sys.stderr)
     return 0

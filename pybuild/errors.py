@@ -26,3 +26,9 @@ class UsageError(PybuildError):
     """A bad command line: unknown flag, bad flag value, missing argument."""
 
     exit_code = 2
+
+
+class NoTestsError(PybuildError):
+    """`test` found nothing to run (Bazel's exit code 4)."""
+
+    exit_code = 4

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import jinja2
 
+from action_graph.fileutil import atomic_symlink, atomic_write_text
 from pybuild.errors import PybuildError
-from pybuild.fileutil import atomic_symlink, atomic_write_text
 
 _TEMPLATE = Path(__file__).with_name("local_rust.BUILD.j2")
 

@@ -10,8 +10,8 @@ load(":providers.bzl", "CrateInfo", "DepInfo")
 # rules_rust's -c mapping: (opt-level, debuginfo).
 _COMPILATION_MODES = {"fastbuild": ("0", "0"), "dbg": ("0", "2"), "opt": ("3", "0")}
 
-# The process wrapper is a python3 script found on this PATH.
-_WRAPPER_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Every rustc action gets this PATH: rustc finds the linker (cc) and the process wrapper its python3.
+_ACTION_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 def pipelining_mode(ctx):
     """"none", "rmeta" or "hollow", from the build settings."""
@@ -47,6 +47,8 @@ def rustc_arguments(crate, compilation_mode, emit, externs, search_dirs, extra_f
         "--codegen=debuginfo=" + debuginfo,
         "--codegen=metadata=" + crate.hash,
         "--codegen=extra-filename=-" + crate.hash,
+        # Where the action runs must not reach outputs or the crate hash (see process_wrapper.py).
+        "--remap-path-prefix=${pwd}=.",
     ]
     if crate.is_test:
         args.append("--test")
@@ -70,21 +72,15 @@ def _dependency_view(deps, use_metadata):
     return externs, list(directories), files
 
 def _run_rustc(ctx, toolchain, crate, mnemonic, arguments, dependency_files, outputs, env, wrapper_flags):
+    """rustc always runs under the process wrapper: it substitutes ${pwd} (see process_wrapper.py)."""
     sources = depset(crate.srcs + crate.compile_data + [crate.root], transitive = [dependency_files])
-    if wrapper_flags == None:
-        executable, argv, tools = toolchain.rustc, arguments, []
-    else:
-        executable = crate.process_wrapper
-        argv = wrapper_flags + ["--", toolchain.rustc.path] + arguments
-        tools = [toolchain.rustc]
-        env = dict(env, PATH = _WRAPPER_PATH)
     ctx.actions.run(
-        executable = executable,
-        arguments = argv,
+        executable = crate.process_wrapper,
+        arguments = wrapper_flags + ["--", toolchain.rustc.path] + arguments,
         inputs = sources,
-        tools = tools,
+        tools = [toolchain.rustc],
         outputs = outputs,
-        env = env,
+        env = dict(env, PATH = _ACTION_PATH),
         mnemonic = mnemonic,
         progress_message = "Compiling Rust %s %s (%s)" % (crate.type, crate.name, mnemonic),
     )
@@ -131,16 +127,16 @@ def compile_crate(ctx, toolchain, crate, deps):
 
     if mode == "hollow":
         _run_rustc(ctx, toolchain, crate, "RustcMetadata", arguments("link=" + metadata.path, ["-Zno-codegen"]),
-                   dep_files, [metadata], env, None)
-        _run_rustc(ctx, toolchain, crate, "Rustc", arguments("link=" + output.path, []), dep_files, [output], env, None)
+                   dep_files, [metadata], env, [])
+        _run_rustc(ctx, toolchain, crate, "Rustc", arguments("link=" + output.path, []), dep_files, [output], env, [])
     elif mode == "rmeta":
         json_flags = ["--error-format=json", "--json=artifacts"]
         _run_rustc(ctx, toolchain, crate, "RustcMetadata", arguments(_rmeta_emit(metadata.dirname, crate), json_flags),
-                   dep_files, [metadata], env, ["--rustc-quit-on-rmeta"])
+                   dep_files, [metadata], env, ["--rustc-quit-on-rmeta", "--render-json-diagnostics"])
         _run_rustc(ctx, toolchain, crate, "Rustc", arguments(_rmeta_emit(output.dirname, crate), json_flags),
-                   dep_files, [output], env, [])
+                   dep_files, [output], env, ["--render-json-diagnostics"])
     else:
-        _run_rustc(ctx, toolchain, crate, "Rustc", arguments("link=" + output.path, []), dep_files, [output], env, None)
+        _run_rustc(ctx, toolchain, crate, "Rustc", arguments("link=" + output.path, []), dep_files, [output], env, [])
 
     crate_info = CrateInfo(
         name = crate.name,

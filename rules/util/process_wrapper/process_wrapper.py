@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Runs rustc for the rmeta pipelining mode.
+"""Runs every rustc action.
 
-rustc is started with `--error-format=json --json=artifacts`. Its JSON diagnostics are rendered
-as text on stderr, and with --rustc-quit-on-rmeta the wrapper stops rustc as soon as it announces
-the .rmeta artifact: the metadata action is then done while codegen never starts.
+It replaces `${pwd}` in the arguments with the working directory, so `--remap-path-prefix=${pwd}=.`
+hides where the action ran (sandbox, execution root or a remote worker): the crate hash and the
+outputs do not depend on it, and metadata and full actions of one crate agree (no E0460).
+
+For the rmeta pipelining mode rustc runs with `--error-format=json --json=artifacts`:
+--render-json-diagnostics prints the rendered diagnostics as text, and --rustc-quit-on-rmeta also
+stops rustc as soon as it announces the .rmeta artifact, so codegen never starts.
 Standard library only: it runs under whatever python3 the action's PATH finds.
 """
 
@@ -14,18 +18,21 @@ import subprocess
 import sys
 
 
+_FLAGS = ("--rustc-quit-on-rmeta", "--render-json-diagnostics")
+
+
 def _parse(argv):
-    quit_on_rmeta = False
+    flags = set()
     rest = list(argv)
     while rest and rest[0] != "--":
         flag = rest.pop(0)
-        if flag == "--rustc-quit-on-rmeta":
-            quit_on_rmeta = True
-        else:
+        if flag not in _FLAGS:
             sys.exit(f"process_wrapper: unknown flag {flag}")
+        flags.add(flag)
     if not rest:
-        sys.exit("process_wrapper: usage: process_wrapper.py [--rustc-quit-on-rmeta] -- rustc ARGS...")
-    return quit_on_rmeta, rest[1:]
+        sys.exit("process_wrapper: usage: process_wrapper.py [" + "] [".join(_FLAGS) + "] -- rustc ARGS...")
+    pwd = os.getcwd()
+    return flags, [arg.replace("${pwd}", pwd) for arg in rest[1:]]
 
 
 def _handle(line, quit_on_rmeta):
@@ -46,7 +53,10 @@ def _handle(line, quit_on_rmeta):
 
 
 def main(argv):
-    quit_on_rmeta, command = _parse(argv)
+    flags, command = _parse(argv)
+    if not flags:
+        os.execv(command[0], command)
+    quit_on_rmeta = "--rustc-quit-on-rmeta" in flags
     child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     for line in child.stderr:
         if _handle(line, quit_on_rmeta):

@@ -1,0 +1,158 @@
+"""Local execution of an analyzed build: cache lookups, sandboxed runs, outputs recorded atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from action_graph.action import Action
+from action_graph.cache import ActionCache, ActionResult, OutputRecord
+from action_graph.digests import FileDigests, action_key
+from action_graph.fileutil import atomic_symlink, atomic_write_text
+from action_graph.graph import ActionGraph
+from action_graph.runner import ActionFailed, LocalRunner
+from action_graph.scheduler import Outcome, Scheduler, ScheduleResult
+from pybuild.progress import Progress
+from pybuild.workspace import Workspace
+
+# Seconds an action of this mnemonic takes when no earlier run measured it.
+_DEFAULT_COSTS = {"RustcMetadata": 1.0, "Rustc": 2.0, "FileWrite": 0.01}
+
+
+@dataclass
+class ExecutionOptions:
+    jobs: int
+    sandboxed: bool
+    keep_going: bool
+
+
+class LocalExecution:
+    def __init__(self, workspace: Workspace, options: ExecutionOptions) -> None:
+        self.workspace = workspace
+        self.options = options
+        self.state_dir = workspace.output_base / "cache"
+        self.cache = ActionCache(self.state_dir)
+        self.digests = FileDigests(str(workspace.root))
+        self.digests.load(str(self.state_dir / "digests.json"))
+        self.costs: dict[str, float] = _load_json(self.state_dir / "costs.json")
+        self.runner = LocalRunner(workspace.root, workspace.output_base / "sandbox", options.sandboxed)
+
+    def build(self, graph: ActionGraph, outputs: list[str]) -> ScheduleResult:
+        needed = graph.subgraph_for(outputs)
+        self._link_external_repositories(needed.actions)
+        progress = Progress(len(needed.actions))
+        scheduler = Scheduler(needed, self.options.jobs, self._cost, self.options.keep_going)
+        try:
+            result = scheduler.run(self._execute, progress.start, progress.finish)
+        finally:
+            progress.close()
+            self._save_state()
+        return result
+
+    def _cost(self, action: Action) -> float:
+        return self.costs.get(_cost_key(action), _DEFAULT_COSTS.get(action.mnemonic, 1.0))
+
+    def _execute(self, action: Action, slot: int) -> Outcome:
+        start = time.monotonic()
+        try:
+            key = action_key(action, self.digests.digest)
+        except FileNotFoundError as error:
+            return Outcome(action, False, error=f"input {error.filename} is missing", slot=slot, start=start)
+        hit = self.cache.lookup(key)
+        if hit is not None and self._materialize(hit):
+            return Outcome(action, True, cached=True, duration=hit.duration, slot=slot, start=start)
+        try:
+            spawn = self.runner.run(action, slot)
+            if spawn.exit_code != 0:
+                return Outcome(
+                    action,
+                    False,
+                    output=spawn.output,
+                    error=_exit_text(spawn.exit_code),
+                    duration=spawn.duration,
+                    peak_rss_kb=spawn.peak_rss_kb,
+                    slot=slot,
+                    start=start,
+                )
+            records = self._store_outputs(action)
+        except ActionFailed as error:
+            return Outcome(action, False, error=str(error), slot=slot, start=start)
+        self.cache.record(key, ActionResult(tuple(records), spawn.duration, spawn.peak_rss_kb))
+        self.costs[_cost_key(action)] = spawn.duration
+        return Outcome(
+            action,
+            True,
+            output=spawn.output,
+            duration=spawn.duration,
+            peak_rss_kb=spawn.peak_rss_kb,
+            slot=slot,
+            start=start,
+        )
+
+    def _store_outputs(self, action: Action) -> list[OutputRecord]:
+        root = self.workspace.root
+        missing = [o for o in action.outputs if not (root / o).exists()]
+        if missing:
+            raise ActionFailed(f"{action.describe()} did not create its declared output(s): {', '.join(missing)}")
+        records = []
+        for output in action.outputs:
+            for path in _files_under(root, output):
+                full = root / path
+                records.append(OutputRecord(path, self.cache.store_file(full), os.access(full, os.X_OK)))
+        return records
+
+    def _materialize(self, hit: ActionResult) -> bool:
+        """Put a cached result's outputs in place; files already there with the right digest stay."""
+        for record in hit.outputs:
+            try:
+                if self.digests.digest(record.path) == record.digest:
+                    continue
+            except FileNotFoundError:
+                pass
+            if not self.cache.restore(record, self.workspace.root / record.path):
+                return False
+        return True
+
+    def _link_external_repositories(self, actions: list[Action]) -> None:
+        """Actions name external files as pybuild-out/external/<repo>/...: make those paths real."""
+        prefix = "pybuild-out/external/"
+        repos = {p[len(prefix) :].split("/", 1)[0] for a in actions for p in a.inputs if p.startswith(prefix)}
+        for repo in sorted(repos):
+            root = self.workspace.repository_root(repo)
+            link = self.workspace.external_dir / repo
+            if root.resolve() != link.resolve() or not link.exists():
+                atomic_symlink(root, link)
+
+    def _save_state(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.digests.save(str(self.state_dir / "digests.json"))
+        atomic_write_text(self.state_dir / "costs.json", json.dumps(self.costs, sort_keys=True))
+
+
+def link_convenience_symlink(workspace: Workspace, bin_dir: str) -> None:
+    atomic_symlink(workspace.root / bin_dir, workspace.root / "pybuild-bin")
+
+
+def _files_under(root: Path, output: str) -> list[str]:
+    full = root / output
+    if not full.is_dir():
+        return [output]
+    return sorted(str(Path(d, f).relative_to(root)) for d, _, files in os.walk(full) for f in files)
+
+
+def _cost_key(action: Action) -> str:
+    return f"{action.owner}|{action.mnemonic}|{action.primary_output}"
+
+
+def _exit_text(code: int) -> str:
+    return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
+
+def _load_json(path: Path) -> dict[str, float]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
