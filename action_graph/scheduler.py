@@ -23,7 +23,8 @@ class Outcome:
     duration: float = 0.0
     peak_rss_kb: int = 0
     error: str | None = None
-    start: float = 0.0
+    start: float = 0.0  # seconds since the build started
+    end: float = 0.0
     slot: int = 0
 
 

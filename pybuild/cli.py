@@ -123,6 +123,12 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
 def _execution_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1, metavar="N")
     parser.add_argument("--spawn_strategy", default="sandboxed", choices=("sandboxed", "local"))
+    parser.add_argument(
+        "--execution_log_json_file",
+        default=None,
+        metavar="FILE",
+        help="write when each action ran, on which slot, and whether it was cached",
+    )
 
 
 def _positive_int(text: str) -> int:

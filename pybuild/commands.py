@@ -152,7 +152,10 @@ def build_targets(args: Namespace, patterns: list[str], extra_outputs: bool = Fa
     analysis = configure(loader, args).run(labels)
     outputs = [path for label in labels for path in _wanted_files(analysis, label)]
     options = ExecutionOptions(jobs=args.jobs, sandboxed=args.spawn_strategy == "sandboxed", keep_going=args.keep_going)
-    result = LocalExecution(workspace, options).build(analysis.actions, outputs)
+    execution = LocalExecution(workspace, options)
+    result = execution.build(analysis.actions, outputs)
+    if args.execution_log_json_file:
+        execution.write_execution_log(Path(args.execution_log_json_file), result)
     link_convenience_symlink(workspace, analysis.config.bin_dir)
     elapsed = time.monotonic() - started
     total = len(result.outcomes) + len(result.skipped)

@@ -41,12 +41,13 @@ class LocalExecution:
         self.runner = LocalRunner(workspace.root, workspace.output_base / "sandbox", options.sandboxed)
 
     def build(self, graph: ActionGraph, outputs: list[str]) -> ScheduleResult:
+        self.started = time.monotonic()
         needed = graph.subgraph_for(outputs)
         self._link_external_repositories(needed.actions)
         progress = Progress(len(needed.actions))
         scheduler = Scheduler(needed, self.options.jobs, self._cost, self.options.keep_going)
         try:
-            result = scheduler.run(self._execute, progress.start, progress.finish)
+            result = scheduler.run(self._timed_execute, progress.start, progress.finish)
         finally:
             progress.close()
             self._save_state()
@@ -54,6 +55,31 @@ class LocalExecution:
 
     def _cost(self, action: Action) -> float:
         return self.costs.get(_cost_key(action), _DEFAULT_COSTS.get(action.mnemonic, 1.0))
+
+    def _timed_execute(self, action: Action, slot: int) -> Outcome:
+        start = time.monotonic()
+        outcome = self._execute(action, slot)
+        outcome.start, outcome.end = start - self.started, time.monotonic() - self.started
+        return outcome
+
+    def write_execution_log(self, path: Path, result: ScheduleResult) -> None:
+        """One record per action that ran or was restored: when, where, how long, how big."""
+        records = [
+            {
+                "mnemonic": o.action.mnemonic,
+                "owner": o.action.owner,
+                "primary_output": o.action.primary_output,
+                "cached": o.cached,
+                "ok": o.ok,
+                "slot": o.slot,
+                "start": round(o.start, 6),
+                "end": round(o.end, 6),
+                "duration": round(o.duration, 6),
+                "peak_rss_kb": o.peak_rss_kb,
+            }
+            for o in sorted(result.outcomes, key=lambda o: o.start)
+        ]
+        atomic_write_text(path, json.dumps(records, indent=1) + "\n")
 
     def _execute(self, action: Action, slot: int) -> Outcome:
         start = time.monotonic()
