@@ -76,6 +76,8 @@ class Analysis:
         order = list(reversed(list(nx.lexicographical_topological_sort(graph, key=str))))
         toolchains = self._toolchains_by_target(graph)
         data = [self._target_data(label, toolchains.get(label, {})) for label in order]
+        for repo in sorted({label.repo for label in order if label.repo}):
+            self.workspace.link_external_repository(repo)
         rule_classes = {t.rule_class.rule_id: t.rule_class for t in map(self.loader.target, order) if t.rule_class}
         driver = self.loader.host.eval_driver("<analysis driver>", _driver_source(rule_classes.values()))
         try:

@@ -43,7 +43,6 @@ class LocalExecution:
     def build(self, graph: ActionGraph, outputs: list[str]) -> ScheduleResult:
         self.started = time.monotonic()
         needed = graph.subgraph_for(outputs)
-        self._link_external_repositories(needed.actions)
         progress = Progress(len(needed.actions))
         scheduler = Scheduler(needed, self.options.jobs, self._cost, self.options.keep_going)
         try:
@@ -141,16 +140,6 @@ class LocalExecution:
             if not self.cache.restore(record, self.workspace.root / record.path):
                 return False
         return True
-
-    def _link_external_repositories(self, actions: list[Action]) -> None:
-        """Actions name external files as pybuild-out/external/<repo>/...: make those paths real."""
-        prefix = "pybuild-out/external/"
-        repos = {p[len(prefix) :].split("/", 1)[0] for a in actions for p in a.inputs if p.startswith(prefix)}
-        for repo in sorted(repos):
-            root = self.workspace.repository_root(repo)
-            link = self.workspace.external_dir / repo
-            if root.resolve() != link.resolve() or not link.exists():
-                atomic_symlink(root, link)
 
     def _save_state(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from action_graph.fileutil import atomic_symlink
 from pybuild.errors import PybuildError
 
 WORKSPACE_MARKERS = ("MODULE.bazel", "REPO.bazel", "WORKSPACE.bazel", "WORKSPACE")
@@ -61,6 +62,13 @@ class Workspace:
     @property
     def external_dir(self) -> Path:
         return self.output_base / "external"
+
+    def link_external_repository(self, repo: str) -> None:
+        """Make `pybuild-out/external/<repo>` (how actions name the repository's files) lead to it."""
+        root = self.repository_root(repo)
+        link = self.external_dir / repo
+        if link.resolve() != root.resolve():
+            atomic_symlink(root, link)
 
     def exec_prefix(self, repo: str) -> str:
         """Where a repository's files appear relative to the execution root."""
