@@ -20,6 +20,7 @@ class ActionGraph:
     def __init__(self, actions: Iterable[Action] = ()) -> None:
         self.graph = nx.DiGraph()
         self._producers: dict[str, Action] = {}
+        self._directories: dict[str, str] = {}  # every parent directory of an output -> one such output
         for action in actions:
             self.add(action)
 
@@ -30,8 +31,28 @@ class ActionGraph:
                 raise OutputConflictError(
                     f"output '{output}' is declared by two actions: {existing.describe()} and {action.describe()}"
                 )
+            self._reject_prefix_conflict(output, action)
+        for output in action.outputs:
             self._producers[output] = action
+            parent = output
+            while "/" in parent:
+                parent = parent.rsplit("/", 1)[0]
+                self._directories.setdefault(parent, output)
         self.graph.add_node(action.primary_output, action=action)
+
+    def _reject_prefix_conflict(self, output: str, action: Action) -> None:
+        """A file cannot also be a directory holding another output (Bazel's output prefix conflict)."""
+        other = self._directories.get(output)
+        parent = output
+        while other is None and "/" in parent:
+            parent = parent.rsplit("/", 1)[0]
+            other = parent if parent in self._producers else None
+        if other is not None:
+            owner = self._producers[other].owner
+            raise OutputConflictError(
+                f"output prefix conflict: one of the output paths '{output}' (belonging to {action.owner}) and "
+                f"'{other}' (belonging to {owner}) is a prefix of the other"
+            )
 
     def link(self) -> None:
         """Add the edges once all actions are known (inputs may be produced by later actions)."""

@@ -54,14 +54,15 @@ def aquery_command(args: Namespace) -> int:
     if matched:
         mnemonic, expression = matched.group(1), matched.group(2)
     try:
-        pattern = re.compile(mnemonic or "")
+        pattern = re.compile(mnemonic or ".*")
     except re.error as error:
         raise UsageError(f"mnemonic filter '{mnemonic}' is not a valid regular expression: {error}") from None
     loader = graph_loader()
     environment = LoadingQueryEnvironment(loader)
     labels = [t for t in query.evaluate(expression, environment).targets if loader.loader.target(t).is_rule]
     result = configure(loader, args).run(labels)
-    actions = [a for a in result.actions.topological_order() if pattern.search(a.mnemonic)]
+    # As in Bazel, the filter must match the whole mnemonic: "Rustc" is not "RustcMetadata".
+    actions = [a for a in result.actions.topological_order() if pattern.fullmatch(a.mnemonic)]
     digests = FileDigests(str(loader.loader.workspace.root))
     sys.stdout.write(_format_actions(actions, args.output, digests))
     return 0
