@@ -151,6 +151,7 @@ class Analysis:
             "dep_attrs": {n: a.type for n, a in rule_class.attrs.items() if a.is_dependency and n != "visibility"},
             "label_parts": {"name": label.name, "package": label.package, "repo": label.repo},
             "package_path": package_path,
+            "workspace_root": prefix.rstrip("/"),
             "toolchains": toolchains,
         }
         if rule_class.build_setting:

@@ -14,6 +14,9 @@ from pybuild.starlark_host import SourceFile, StarlarkHost
 from pybuild.workspace import ModuleInfo, Workspace, default_repositories, find_workspace_root
 from toolchains import local_rust
 
+# Where `pybuild crates generate` writes BUILD files unless told otherwise.
+DEFAULT_CRATES_DIR = "third_party/crates"
+
 # A module extension is an object with one method per tag class (`rust.toolchain(...)`). Starlark
 # functions cannot cross into Python, so use_extension() and use_repo() are Starlark that forward
 # to the host; the tag methods are those the file calls on any name (`x.tag(`), found in its text.
@@ -45,7 +48,36 @@ def load_workspace(start: Path) -> Workspace:
         source = SourceFile(path, "MODULE.bazel", Label("", "", "MODULE.bazel"))
         host.eval_plain_file(source, _module_functions(workspace.module), _module_header(path))
     _add_rules_rust_toolchains(host, workspace)
+    _register_crate_repositories(workspace)
     return workspace
+
+
+def _register_crate_repositories(workspace: Workspace) -> None:
+    """Repositories written by `pybuild crates generate` for each crate.from_cargo(name = ...) tag."""
+    for extension in workspace.module.extensions:
+        for tag in extension["tags"]:
+            if extension["name"] != "crate" or tag["tag"] != "from_cargo":
+                continue
+            name = tag["attrs"].get("name", "crates")
+            directory = workspace.root / tag["attrs"].get("generated_dir", DEFAULT_CRATES_DIR)
+            listing = directory / "repositories.json"
+            if not listing.is_file():
+                workspace.repository_factories[name] = _not_generated(name, directory)
+                continue
+            for repo, entry in json.loads(listing.read_text(encoding="utf-8")).items():
+                workspace.repositories[repo] = (directory / entry["path"]).resolve()
+                if "build_file" in entry:
+                    workspace.build_files[repo] = directory / entry["build_file"]
+
+
+def _not_generated(name: str, directory: Path) -> Callable[[Path], Path]:
+    def fail(_: Path) -> Path:
+        raise PybuildError(
+            f"repository '@{name}' has not been generated yet: run `pybuild crates generate` "
+            f"(it writes {directory}/repositories.json)"
+        )
+
+    return fail
 
 
 def _add_rules_rust_toolchains(host: StarlarkHost, workspace: Workspace) -> None:

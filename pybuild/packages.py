@@ -131,6 +131,8 @@ class PackageLoader:
         return self.workspace.repository_root(repo) / name
 
     def build_file(self, repo: str, name: str) -> Path | None:
+        if not name and repo in self.workspace.build_files:
+            return self.workspace.build_files[repo]
         directory = self.package_dir(repo, name)
         return next((directory / n for n in BUILD_FILE_NAMES if (directory / n).is_file()), None)
 
@@ -149,7 +151,7 @@ class PackageLoader:
             shown = str(Label(repo, name, "x")).rsplit(":", 1)[0]
             raise PybuildError(f"no such package '{shown}': BUILD file not found in {self.package_dir(repo, name)}")
         display = self.workspace.display_path(path)
-        package = Package(repo, name, path.parent, display)
+        package = Package(repo, name, self.package_dir(repo, name), display)
         self._current = package
         try:
             self.host.eval_build_file(SourceFile(path, display, Label(repo, name, path.name)))

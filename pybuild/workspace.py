@@ -54,6 +54,8 @@ class Workspace:
     repositories: dict[str, Path]  # repository name ("" = main) -> directory
     # Repositories made on first use (like Bazel's repository rules), e.g. @local_rust from `rustc -vV`.
     repository_factories: dict[str, Callable[[Path], Path]] = field(default_factory=dict)
+    # BUILD files kept outside a repository's tree (Bazel's build_file = ...), for crate sources.
+    build_files: dict[str, Path] = field(default_factory=dict)
 
     @property
     def output_base(self) -> Path:

@@ -198,8 +198,9 @@ def _make_ctx(target, analyzed, config, toolchains):
             files[name] = [f for dep in attrs[name] for f in _default_files(dep)]
     label = target["label_parts"]
     return struct(
+        # workspace_root: where the repository's files are in the execution root ("" for the main one).
         label = struct(name = label["name"], package = label["package"], workspace_name = label["repo"],
-                       repo_name = label["repo"]),
+                       repo_name = label["repo"], workspace_root = target["workspace_root"]),
         attr = struct(**attrs),
         files = struct(**files),
         file = struct(**file),

@@ -11,6 +11,7 @@ CrateInfo = provider(
         "output": "File: the full rlib, the proc-macro .so or the executable.",
         "metadata": "File that dependents compile against: a hollow rlib, an .rmeta, or `output`.",
         "owner": "Label string of the target that built the crate.",
+        "version": "Crate version (CARGO_PKG_VERSION).",
         "features": "crate_features, passed as --cfg feature=\"x\".",
         "rustc_env": "Environment of the rustc actions.",
         "rustc_flags": "Extra rustc flags of the target.",
@@ -24,6 +25,16 @@ DepInfo = provider(
     fields = {
         "transitive_metadata": "depset of Files: metadata (or proc-macro .so) of every crate below.",
         "transitive_outputs": "depset of Files: full rlibs (or proc-macro .so) of every crate below.",
-        "transitive_link_flags": "depset of strings: link flags for the final link (from build scripts).",
+        "transitive_link_flags": "depset of Files: link arguments (from build scripts) for the final link.",
+    },
+)
+
+BuildInfo = provider(
+    doc = "What a cargo_build_script run produced, for the crate it belongs to.",
+    fields = {
+        "out_dir": "Directory File: OUT_DIR, an input of the crate's rustc actions.",
+        "rustc_flags": "File: rustc arguments (--cfg, --check-cfg, -L, -l), one per line.",
+        "rustc_env": "File: KEY=VALUE lines from cargo:rustc-env.",
+        "link_flags": "File: arguments for the final link of every dependent binary.",
     },
 )

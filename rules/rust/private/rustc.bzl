@@ -73,17 +73,37 @@ def _dependency_view(deps, use_metadata):
 
 def _run_rustc(ctx, toolchain, crate, mnemonic, arguments, dependency_files, outputs, env, wrapper_flags):
     """rustc always runs under the process wrapper: it substitutes ${pwd} (see process_wrapper.py)."""
-    sources = depset(crate.srcs + crate.compile_data + [crate.root], transitive = [dependency_files])
+    extra_inputs = crate.compile_data + [crate.root]
+    build_info = crate.build_info
+    if build_info != None:
+        # The crate's build script results, fed to both the metadata and the full action.
+        wrapper_flags = wrapper_flags + ["--arg-file", build_info.rustc_flags.path, "--env-file", build_info.rustc_env.path]
+        env = dict(env, OUT_DIR = "${pwd}/" + build_info.out_dir.path)
+        extra_inputs = extra_inputs + [build_info.out_dir, build_info.rustc_flags, build_info.rustc_env]
     ctx.actions.run(
         executable = crate.process_wrapper,
         arguments = wrapper_flags + ["--", toolchain.rustc.path] + arguments,
-        inputs = sources,
+        inputs = depset(crate.srcs + extra_inputs, transitive = [dependency_files]),
         tools = [toolchain.rustc],
         outputs = outputs,
         env = dict(env, PATH = _ACTION_PATH),
         mnemonic = mnemonic,
         progress_message = "Compiling Rust %s %s (%s)" % (crate.type, crate.name, mnemonic),
     )
+
+def _cargo_env(crate):
+    """What Cargo tells every crate it compiles (env!("CARGO_PKG_VERSION") and friends)."""
+    numbers = (crate.version.split("-", 1)[0].split("+", 1)[0].split(".") + ["0", "0", "0"])[:3]
+    return {
+        "CARGO_CRATE_NAME": crate.name,
+        "CARGO_PKG_NAME": crate.name,
+        "CARGO_PKG_VERSION": crate.version,
+        "CARGO_PKG_VERSION_MAJOR": numbers[0],
+        "CARGO_PKG_VERSION_MINOR": numbers[1],
+        "CARGO_PKG_VERSION_PATCH": numbers[2],
+        "CARGO_PKG_VERSION_PRE": crate.version.split("-", 1)[1] if "-" in crate.version else "",
+        "CARGO_MANIFEST_DIR": "${pwd}/" + crate.manifest_dir,
+    }
 
 def _declare_outputs(ctx, crate, mode):
     """(output, metadata): the full artifact and what dependents compile against."""
@@ -113,8 +133,13 @@ def compile_crate(ctx, toolchain, crate, deps):
 
     # Libraries compile against metadata whenever pipelining is on; anything that links needs full rlibs.
     externs, search_dirs, dep_files = _dependency_view(deps, crate.type == "rlib" and global_mode != "none")
-    env = dict(crate.rustc_env)
+    crate = _with_build_info(crate, deps.build_info)
+    env = dict(_cargo_env(crate), **crate.rustc_env)
     extra = []
+    link_flags = _link_flag_files(deps)
+    if crate.type != "rlib" and link_flags:
+        # Linking: native libraries that build scripts of any crate below asked for.
+        dep_files = depset(link_flags, transitive = [dep_files])
     if mode == "hollow":
         # -Zno-codegen is unstable. Both actions get RUSTC_BOOTSTRAP=1, because it enters the crate
         # hash: a hollow rlib and a full rlib built differently would fail to link (E0460).
@@ -124,6 +149,8 @@ def compile_crate(ctx, toolchain, crate, deps):
 
     def arguments(emit, more):
         return rustc_arguments(crate, compilation_mode, emit, externs, search_dirs, extra + more)
+
+    link_wrapper_flags = [flag for f in link_flags for flag in ["--arg-file", f.path]] if crate.type != "rlib" else []
 
     if mode == "hollow":
         _run_rustc(ctx, toolchain, crate, "RustcMetadata", arguments("link=" + metadata.path, ["-Zno-codegen"]),
@@ -136,7 +163,8 @@ def compile_crate(ctx, toolchain, crate, deps):
         _run_rustc(ctx, toolchain, crate, "Rustc", arguments(_rmeta_emit(output.dirname, crate), json_flags),
                    dep_files, [output], env, ["--render-json-diagnostics"])
     else:
-        _run_rustc(ctx, toolchain, crate, "Rustc", arguments("link=" + output.path, []), dep_files, [output], env, [])
+        _run_rustc(ctx, toolchain, crate, "Rustc", arguments("link=" + output.path, []), dep_files, [output], env,
+                   link_wrapper_flags)
 
     crate_info = CrateInfo(
         name = crate.name,
@@ -147,6 +175,7 @@ def compile_crate(ctx, toolchain, crate, deps):
         output = output,
         metadata = metadata,
         owner = crate.owner,
+        version = crate.version,
         features = crate.features,
         rustc_env = crate.rustc_env,
         rustc_flags = crate.rustc_flags,
@@ -155,14 +184,22 @@ def compile_crate(ctx, toolchain, crate, deps):
     )
     return crate_info, _dep_info(crate, output, metadata, deps)
 
+def _with_build_info(crate, build_info):
+    return struct(**dict({k: getattr(crate, k) for k in dir(crate)}, build_info = build_info))
+
+def _link_flag_files(deps):
+    own = [deps.build_info.link_flags] if deps.build_info != None else []
+    return depset(own, transitive = [d.transitive_link_flags for _, _, d in deps.crates]).to_list()
+
 def _dep_info(crate, output, metadata, deps):
     if crate.type == "proc-macro":
         # Consumers run the macro; its own dependencies are linked into the .so already.
         return DepInfo(transitive_metadata = depset([output]), transitive_outputs = depset([output]),
                        transitive_link_flags = depset())
     direct = deps.crates + deps.proc_macros
+    own_link_flags = [deps.build_info.link_flags] if deps.build_info != None else []
     return DepInfo(
         transitive_metadata = depset([metadata], transitive = [d.transitive_metadata for _, _, d in direct]),
         transitive_outputs = depset([output], transitive = [d.transitive_outputs for _, _, d in direct]),
-        transitive_link_flags = depset(transitive = [d.transitive_link_flags for _, _, d in direct]),
+        transitive_link_flags = depset(own_link_flags, transitive = [d.transitive_link_flags for _, _, d in deps.crates]),
     )

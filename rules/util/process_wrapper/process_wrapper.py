@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Runs every rustc action.
 
-It replaces `${pwd}` in the arguments with the working directory, so `--remap-path-prefix=${pwd}=.`
-hides where the action ran (sandbox, execution root or a remote worker): the crate hash and the
-outputs do not depend on it, and metadata and full actions of one crate agree (no E0460).
+It replaces `${pwd}` in the arguments and in the environment with the working directory, so
+`--remap-path-prefix=${pwd}=.` hides where the action ran (sandbox, execution root or a remote
+worker): the crate hash and the outputs do not depend on it, and metadata and full actions of one
+crate agree (no E0460). Build script results arrive as files: --arg-file adds one argument per line,
+--env-file sets KEY=VALUE lines, both with `${pwd}` replaced as well.
 
 For the rmeta pipelining mode rustc runs with `--error-format=json --json=artifacts`:
 --render-json-diagnostics prints the rendered diagnostics as text, and --rustc-quit-on-rmeta also
@@ -17,22 +19,36 @@ import signal
 import subprocess
 import sys
 
+_SWITCHES = ("--rustc-quit-on-rmeta", "--render-json-diagnostics")
+_FILE_OPTIONS = ("--arg-file", "--env-file")
+_USAGE = "process_wrapper.py [--rustc-quit-on-rmeta] [--render-json-diagnostics] [--arg-file F] [--env-file F] -- CMD"
 
-_FLAGS = ("--rustc-quit-on-rmeta", "--render-json-diagnostics")
+
+def _lines(path, pwd):
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n").replace("${pwd}", pwd) for line in handle if line.strip()]
 
 
-def _parse(argv):
-    flags = set()
+def _parse(argv, pwd):
+    """(switches, command, extra environment) from the wrapper's own arguments."""
+    switches, extra_args, extra_env = set(), [], {}
     rest = list(argv)
     while rest and rest[0] != "--":
         flag = rest.pop(0)
-        if flag not in _FLAGS:
-            sys.exit(f"process_wrapper: unknown flag {flag}")
-        flags.add(flag)
+        if flag in _SWITCHES:
+            switches.add(flag)
+        elif flag in _FILE_OPTIONS and rest:
+            lines = _lines(rest.pop(0), pwd)
+            if flag == "--arg-file":
+                extra_args.extend(lines)
+            else:
+                extra_env.update(line.split("=", 1) for line in lines if "=" in line)
+        else:
+            sys.exit(f"process_wrapper: bad flag {flag}; usage: {_USAGE}")
     if not rest:
-        sys.exit("process_wrapper: usage: process_wrapper.py [" + "] [".join(_FLAGS) + "] -- rustc ARGS...")
-    pwd = os.getcwd()
-    return flags, [arg.replace("${pwd}", pwd) for arg in rest[1:]]
+        sys.exit(f"process_wrapper: usage: {_USAGE}")
+    command = [arg.replace("${pwd}", pwd) for arg in rest[1:]] + extra_args
+    return switches, command, extra_env
 
 
 def _handle(line, quit_on_rmeta):
@@ -53,11 +69,14 @@ def _handle(line, quit_on_rmeta):
 
 
 def main(argv):
-    flags, command = _parse(argv)
-    if not flags:
-        os.execv(command[0], command)
-    quit_on_rmeta = "--rustc-quit-on-rmeta" in flags
-    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    pwd = os.getcwd()
+    switches, command, extra_env = _parse(argv, pwd)
+    env = {key: value.replace("${pwd}", pwd) for key, value in os.environ.items()}
+    env.update(extra_env)
+    if not switches:
+        os.execve(command[0], command, env)
+    quit_on_rmeta = "--rustc-quit-on-rmeta" in switches
+    child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     for line in child.stderr:
         if _handle(line, quit_on_rmeta):
             os.killpg(child.pid, signal.SIGKILL)
