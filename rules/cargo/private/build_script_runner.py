@@ -38,7 +38,7 @@ def _directives(stdout):
     for line in stdout.splitlines():
         for prefix in ("cargo::", "cargo:"):
             if line.startswith(prefix) and "=" in line:
-                key, value = line[len(prefix):].split("=", 1)
+                key, value = line[len(prefix) :].split("=", 1)
                 yield key, value
                 break
 
@@ -90,8 +90,12 @@ def main(argv):
     env.update(_cfg_env(env["RUSTC"], env))
     os.makedirs(env["OUT_DIR"], exist_ok=True)
     done = subprocess.run(
-        [os.path.join(exec_root, args.script)], cwd=env["CARGO_MANIFEST_DIR"], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False,
+        [os.path.join(exec_root, args.script)],
+        cwd=env["CARGO_MANIFEST_DIR"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     flags, rustc_env, link, warnings = _translate(_directives(done.stdout), exec_root)
     for warning in warnings:
