@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,25 @@ class LocalRunner:
         self.exec_root = exec_root
         self.sandbox_base = sandbox_base
         self.sandboxed = sandboxed
+        self._running: dict[int, tuple[Action, int]] = {}  # process group -> (action, slot)
+        self._lock = threading.Lock()
+        self.interrupted = False
+
+    def stop_all(self) -> list[Action]:
+        """Kill every running action's process group (on interrupt); return those actions."""
+        with self._lock:
+            self.interrupted = True
+            running = list(self._running.items())
+        for group, _ in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        return [action for _, (action, _) in running]
+
+    def discard_outputs(self, actions: list[Action]) -> None:
+        """Remove what interrupted actions may have half-written, in the tree and in their sandboxes."""
+        for action in actions:
+            self._clear_outputs(action, self.exec_root)
+        shutil.rmtree(self.sandbox_base, ignore_errors=True)
 
     def run(self, action: Action, slot: int) -> SpawnResult:
         self._clear_outputs(action, self.exec_root)
@@ -40,12 +61,12 @@ class LocalRunner:
             return self._write_file(action)
         if not self.sandboxed:
             self._make_output_dirs(action, self.exec_root)
-            return _spawn(action, self.exec_root)
+            return self._spawn(action, self.exec_root, slot)
         sandbox = self.sandbox_base / str(slot)
         shutil.rmtree(sandbox, ignore_errors=True)
         try:
             self._populate(action, sandbox)
-            result = _spawn(action, sandbox)
+            result = self._spawn(action, sandbox, slot)
             if result.exit_code == 0:
                 self._collect_outputs(action, sandbox)
             return result
@@ -91,27 +112,33 @@ class LocalRunner:
             destination.parent.mkdir(parents=True, exist_ok=True)
             os.replace(sandbox / output, destination)
 
+    def _spawn(self, action: Action, cwd: Path, slot: int) -> SpawnResult:
+        start = time.monotonic()
+        with self._lock:
+            if self.interrupted:
+                raise ActionFailed(f"{action.describe()}: not started, the build was interrupted")
+            process = _start(action, cwd)
+            self._running[process.pid] = (action, slot)
+        try:
+            output = process.stdout.read().decode("utf-8", errors="replace") if process.stdout else ""
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            with self._lock:
+                self._running.pop(process.pid, None)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        return SpawnResult(process.returncode, output, time.monotonic() - start, usage.ru_maxrss)
 
-def _spawn(action: Action, cwd: Path) -> SpawnResult:
-    start = time.monotonic()
+
+def _start(action: Action, cwd: Path) -> subprocess.Popen[bytes]:
     try:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             list(action.argv),
             cwd=cwd,
             env=action.env_dict,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # so an interrupt can stop the whole process group
+            start_new_session=True,  # its own process group, so an interrupt stops rustc and its linker too
         )
     except OSError as error:
         raise ActionFailed(f"{action.describe()}: cannot start '{action.argv[0]}': {error}") from None
-    try:
-        output = process.stdout.read().decode("utf-8", errors="replace") if process.stdout else ""
-        _, status, usage = os.wait4(process.pid, 0)
-    except BaseException:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        raise
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return SpawnResult(process.returncode, output, time.monotonic() - start, usage.ru_maxrss)

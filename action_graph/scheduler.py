@@ -1,5 +1,9 @@
 """Runs an action graph on N slots, always starting the ready action with the longest remaining
-critical path, so pipelined metadata actions unblock dependents while codegen still runs."""
+critical path, so pipelined metadata actions unblock dependents while codegen still runs.
+
+An optional memory budget bounds the summed estimated peak RSS of running actions: on a small
+machine fewer big rustc processes run at once instead of being killed by the kernel.
+"""
 
 from __future__ import annotations
 
@@ -46,52 +50,107 @@ class ScheduleResult:
         return sum(1 for o in self.outcomes if o.ok and o.cached)
 
 
+@dataclass
+class Budget:
+    """Memory limit for concurrently running actions, and each action's estimated peak in MB."""
+
+    limit_mb: float
+    estimate_mb: Callable[[Action], float]
+
+
+@dataclass
+class _Run:
+    """Mutable state of one scheduling run."""
+
+    waiting: dict[str, int]
+    ready: list[tuple[float, str]]
+    free_slots: list[int]
+    running: dict[Future[Outcome], tuple[str, int, float]] = field(default_factory=dict)
+    memory_in_use: float = 0.0
+    stopping: bool = False
+    result: ScheduleResult = field(default_factory=ScheduleResult)
+
+
 class Scheduler:
-    def __init__(self, graph: ActionGraph, jobs: int, cost: Callable[[Action], float], keep_going: bool) -> None:
+    def __init__(
+        self,
+        graph: ActionGraph,
+        jobs: int,
+        cost: Callable[[Action], float],
+        keep_going: bool,
+        budget: Budget | None = None,
+    ) -> None:
         self.graph = graph
         self.jobs = max(1, jobs)
         self.priority = graph.remaining_critical_path(cost)
         self.keep_going = keep_going
+        self.budget = budget
 
     def run(
         self,
         execute: Callable[[Action, int], Outcome],
         on_start: Callable[[Action, int], None],
         on_finish: Callable[[Outcome], None],
+        on_interrupt: Callable[[], None],
     ) -> ScheduleResult:
         nodes = self.graph.graph
         waiting = {node: nodes.in_degree(node) for node in nodes}
         ready = [(-self.priority[n], n) for n, count in waiting.items() if count == 0]
         heapq.heapify(ready)
-        result = ScheduleResult()
-        free_slots = list(range(self.jobs, 0, -1))
-        running: dict[Future[Outcome], tuple[str, int]] = {}
-        stopping = False
+        run = _Run(waiting, ready, list(range(self.jobs, 0, -1)))
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            while running or (ready and not stopping):
-                while ready and free_slots and not stopping:
-                    _, node = heapq.heappop(ready)
-                    slot = free_slots.pop()
-                    action = nodes.nodes[node]["action"]
-                    on_start(action, slot)
-                    running[pool.submit(execute, action, slot)] = (node, slot)
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    node, slot = running.pop(future)
-                    free_slots.append(slot)
-                    outcome = future.result()
-                    result.outcomes.append(outcome)
-                    on_finish(outcome)
-                    if outcome.ok:
-                        self._release(node, waiting, ready)
-                    elif not self.keep_going:
-                        stopping = True
-        done_nodes = {o.action.primary_output for o in result.outcomes}
-        result.skipped = [nodes.nodes[n]["action"] for n in nodes if n not in done_nodes]
-        return result
+            try:
+                while run.running or (run.ready and not run.stopping):
+                    self._start_ready(run, pool, execute, on_start)
+                    self._collect_finished(run, on_finish)
+            except KeyboardInterrupt:
+                on_interrupt()
+                raise
+        done = {o.action.primary_output for o in run.result.outcomes}
+        run.result.skipped = [nodes.nodes[n]["action"] for n in nodes if n not in done]
+        return run.result
 
-    def _release(self, node: str, waiting: dict[str, int], ready: list[tuple[float, str]]) -> None:
+    def _start_ready(self, run: _Run, pool: ThreadPoolExecutor, execute, on_start) -> None:
+        while run.ready and run.free_slots and not run.stopping:
+            picked = self._pick(run)
+            if picked is None:
+                return  # nothing fits in the memory budget until something finishes
+            node, memory = picked
+            slot = run.free_slots.pop()
+            action = self.graph.graph.nodes[node]["action"]
+            on_start(action, slot)
+            run.memory_in_use += memory
+            run.running[pool.submit(execute, action, slot)] = (node, slot, memory)
+
+    def _pick(self, run: _Run) -> tuple[str, float] | None:
+        """The most critical ready action that fits the memory budget (any action if none runs)."""
+        if self.budget is None:
+            return heapq.heappop(run.ready)[1], 0.0
+        for index, (_, node) in enumerate(sorted(run.ready)):
+            memory = self.budget.estimate_mb(self.graph.graph.nodes[node]["action"])
+            if not run.running or run.memory_in_use + memory <= self.budget.limit_mb:
+                entry = sorted(run.ready)[index]
+                run.ready.remove(entry)
+                heapq.heapify(run.ready)
+                return node, memory
+        return None
+
+    def _collect_finished(self, run: _Run, on_finish: Callable[[Outcome], None]) -> None:
+        done, _ = wait(run.running, return_when=FIRST_COMPLETED)
+        for future in done:
+            node, slot, memory = run.running.pop(future)
+            run.free_slots.append(slot)
+            run.memory_in_use -= memory
+            outcome = future.result()
+            run.result.outcomes.append(outcome)
+            on_finish(outcome)
+            if outcome.ok:
+                self._release(node, run)
+            elif not self.keep_going:
+                run.stopping = True
+
+    def _release(self, node: str, run: _Run) -> None:
         for successor in self.graph.graph.successors(node):
-            waiting[successor] -= 1
-            if waiting[successor] == 0:
-                heapq.heappush(ready, (-self.priority[successor], successor))
+            run.waiting[successor] -= 1
+            if run.waiting[successor] == 0:
+                heapq.heappush(run.ready, (-self.priority[successor], successor))

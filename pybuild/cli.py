@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pybuild import build_options, query, rcfile
+from pybuild import build_options, crates, query, rcfile
 from pybuild import commands as commands_module
 from pybuild.errors import PybuildError, UsageError
-from pybuild.workspace import find_workspace_root
+from pybuild.lock import workspace_lock
+from pybuild.workspace import OUTPUT_DIR_NAME, find_workspace_root
 
 _SHORT_BOOL_FLAGS = {"-k": "--keep_going"}
+# Commands that write the output tree, the cache or generated repositories: one at a time.
+_WRITING_COMMANDS = frozenset({"build", "test", "run", "clean", "aquery", "info", "crates"})
 _TRUE = ("1", "true", "yes")
 _FALSE = ("0", "false", "no")
 
@@ -60,6 +64,7 @@ def _normalize_bool_flags(argv: Sequence[str], bool_flags: set[str]) -> list[str
 def _common_flags(parser: argparse.ArgumentParser) -> None:
     _add_bool_flag(parser, "verbose_failures", False, "show Python tracebacks of internal errors")
     _add_bool_flag(parser, "keep_going", False, "continue past errors as far as possible")
+    _add_bool_flag(parser, "block_for_lock", True, "wait for another pybuild command in this workspace")
 
 
 def _build_flags(parser: argparse.ArgumentParser) -> None:
@@ -117,12 +122,30 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
     _add_bool_flag(clean_parser, "expunge", False, "also remove generated repositories")
     _common_flags(clean_parser)
     handlers["clean"] = commands_module.clean_command
+
+    crates_parser = commands.add_parser("crates", help="generate BUILD files for the crates of a Cargo workspace")
+    _common_flags(crates_parser)
+    crates_actions = crates_parser.add_subparsers(dest="crates_action", metavar="ACTION", required=True)
+    generate_parser = crates_actions.add_parser("generate", help="write BUILD files for every third-party crate")
+    generate_parser.add_argument("--manifest_path", default=None, help="Cargo.toml (default: in the workspace root)")
+    generate_parser.add_argument("--output_dir", default=None, help="default: third_party/crates in the workspace root")
+    for action in crates_parser._actions:  # common flags also after the action; crates_parser has the defaults
+        if action.type is _bool_value:
+            generate_parser.add_argument(*action.option_strings, type=_bool_value, default=argparse.SUPPRESS)
+    handlers["crates"] = crates.crates_command
     return parser, handlers
 
 
 def _execution_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1, metavar="N")
     parser.add_argument("--spawn_strategy", default="sandboxed", choices=("sandboxed", "local"))
+    parser.add_argument(
+        "--local_ram_resources",
+        type=_positive_int,
+        default=None,
+        metavar="MB",
+        help="bound on the summed peak memory of running actions (default: 2/3 of available memory)",
+    )
     parser.add_argument(
         "--execution_log_json_file",
         default=None,
@@ -150,6 +173,10 @@ def _bool_flag_names(parser: argparse.ArgumentParser) -> set[str]:
         elif action.type is _bool_value:
             names.update(opt[2:] for opt in action.option_strings)
     return names
+
+
+def load_output_base() -> Path:
+    return find_workspace_root(Path.cwd()) / OUTPUT_DIR_NAME
 
 
 def _with_rc_options(arguments: list[str], parser: argparse.ArgumentParser) -> list[str]:
@@ -186,6 +213,8 @@ def _check_rc_line(sub: argparse.ArgumentParser, line: rcfile.RcLine) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    # Ctrl-C must stop a build even when pybuild was started with SIGINT ignored (shell `&`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     verbose = any(a.split("=")[0] == "--verbose_failures" and not a.endswith(("=false", "=0")) for a in arguments)
     try:
         parser, handlers = _build_parser()
@@ -196,12 +225,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return handlers[args.command](args)
+        if args.command not in _WRITING_COMMANDS:
+            return handlers[args.command](args)
+        with workspace_lock(load_output_base(), block=args.block_for_lock):
+            return handlers[args.command](args)
     except PybuildError as error:
         print(error.render(), file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print("ERROR: interrupted", file=sys.stderr)
+        print("ERROR: interrupted: running actions were stopped and their partial outputs removed", file=sys.stderr)
         return 8
     except Exception as error:  # an internal bug: one line unless asked for the traceback
         if verbose:

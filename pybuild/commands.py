@@ -18,7 +18,7 @@ from action_graph.digests import FileDigests, action_key
 from pybuild import build_options, query
 from pybuild.analysis import Analysis, AnalysisResult
 from pybuild.errors import NoTestsError, UsageError
-from pybuild.execution import ExecutionOptions, LocalExecution, link_convenience_symlink
+from pybuild.execution import ExecutionOptions, LocalExecution, default_local_ram_mb, link_convenience_symlink
 from pybuild.labels import Label
 from pybuild.module_file import load_workspace
 from pybuild.packages import PackageLoader
@@ -152,7 +152,12 @@ def build_targets(args: Namespace, patterns: list[str], extra_outputs: bool = Fa
     labels = [label for label in loader.resolve_patterns(patterns) if loader.loader.target(label).is_rule]
     analysis = configure(loader, args).run(labels)
     outputs = [path for label in labels for path in _wanted_files(analysis, label)]
-    options = ExecutionOptions(jobs=args.jobs, sandboxed=args.spawn_strategy == "sandboxed", keep_going=args.keep_going)
+    options = ExecutionOptions(
+        jobs=args.jobs,
+        sandboxed=args.spawn_strategy == "sandboxed",
+        keep_going=args.keep_going,
+        local_ram_mb=args.local_ram_resources or default_local_ram_mb(),
+    )
     execution = LocalExecution(workspace, options)
     result = execution.build(analysis.actions, outputs)
     if args.execution_log_json_file:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from action_graph.digests import FileDigests, action_key
 from action_graph.fileutil import atomic_symlink, atomic_write_text
 from action_graph.graph import ActionGraph
 from action_graph.runner import ActionFailed, LocalRunner
-from action_graph.scheduler import Outcome, Scheduler, ScheduleResult
+from action_graph.scheduler import Budget, Outcome, Scheduler, ScheduleResult
 from pybuild.progress import Progress
 from pybuild.workspace import Workspace
 
@@ -22,11 +23,26 @@ from pybuild.workspace import Workspace
 _DEFAULT_COSTS = {"RustcMetadata": 1.0, "Rustc": 2.0, "FileWrite": 0.01}
 
 
+# Peak memory of an action no earlier run measured (Bazel assumes 250 MB as well).
+_DEFAULT_RSS_MB = 250.0
+
+
 @dataclass
 class ExecutionOptions:
     jobs: int
     sandboxed: bool
     keep_going: bool
+    local_ram_mb: float  # running actions' estimated peak RSS stays below this
+
+
+def default_local_ram_mb() -> float:
+    """Two thirds of the memory available now, as Bazel's HOST_RAM*.67."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) / 1024 * 2 / 3
+    except (OSError, KeyError, ValueError):
+        return 4096.0
 
 
 class LocalExecution:
@@ -38,19 +54,27 @@ class LocalExecution:
         self.digests = FileDigests(str(workspace.root))
         self.digests.load(str(self.state_dir / "digests.json"))
         self.costs: dict[str, float] = _load_json(self.state_dir / "costs.json")
+        self.peak_rss_mb: dict[str, float] = _load_json(self.state_dir / "peak_rss.json")
         self.runner = LocalRunner(workspace.root, workspace.output_base / "sandbox", options.sandboxed)
 
     def build(self, graph: ActionGraph, outputs: list[str]) -> ScheduleResult:
         self.started = time.monotonic()
         needed = graph.subgraph_for(outputs)
         progress = Progress(len(needed.actions))
-        scheduler = Scheduler(needed, self.options.jobs, self._cost, self.options.keep_going)
+        budget = Budget(self.options.local_ram_mb, self._estimated_rss_mb)
+        scheduler = Scheduler(needed, self.options.jobs, self._cost, self.options.keep_going, budget)
         try:
-            result = scheduler.run(self._timed_execute, progress.start, progress.finish)
+            result = scheduler.run(self._timed_execute, progress.start, progress.finish, self._interrupted)
         finally:
             progress.close()
             self._save_state()
         return result
+
+    def _interrupted(self) -> None:
+        self.runner.discard_outputs(self.runner.stop_all())
+
+    def _estimated_rss_mb(self, action: Action) -> float:
+        return self.peak_rss_mb.get(_cost_key(action), _DEFAULT_RSS_MB)
 
     def _cost(self, action: Action) -> float:
         return self.costs.get(_cost_key(action), _DEFAULT_COSTS.get(action.mnemonic, 1.0))
@@ -107,6 +131,7 @@ class LocalExecution:
             return Outcome(action, False, error=str(error), slot=slot, start=start)
         self.cache.record(key, ActionResult(tuple(records), spawn.duration, spawn.peak_rss_kb))
         self.costs[_cost_key(action)] = spawn.duration
+        self.peak_rss_mb[_cost_key(action)] = spawn.peak_rss_kb / 1024
         return Outcome(
             action,
             True,
@@ -145,6 +170,7 @@ class LocalExecution:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.digests.save(str(self.state_dir / "digests.json"))
         atomic_write_text(self.state_dir / "costs.json", json.dumps(self.costs, sort_keys=True))
+        atomic_write_text(self.state_dir / "peak_rss.json", json.dumps(self.peak_rss_mb, sort_keys=True))
 
 
 def link_convenience_symlink(workspace: Workspace, bin_dir: str) -> None:
@@ -162,7 +188,12 @@ def _cost_key(action: Action) -> str:
     return f"{action.owner}|{action.mnemonic}|{action.primary_output}"
 
 
-def _exit_text(code: int) -> str:
+def _exit_text(code: int, peak_rss_kb: int) -> str:
+    if code == -signal.SIGKILL:
+        return (
+            f"killed by SIGKILL, probably out of memory (peak RSS {peak_rss_kb // 1024} MB); "
+            "run fewer actions at once with a lower --jobs or --local_ram_resources"
+        )
     return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
 
 
