@@ -219,9 +219,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser, handlers = _build_parser()
         arguments = _with_rc_options(arguments, parser)
+        # Everything after `--` belongs to the program of `pybuild run`, not to pybuild.
+        program_args = arguments[arguments.index("--") + 1 :] if "--" in arguments else []
+        arguments = arguments[: arguments.index("--")] if "--" in arguments else arguments
         rest, starlark_flags = build_options.split_starlark_flags(arguments)
         args = parser.parse_args(_normalize_bool_flags(rest, _bool_flag_names(parser)))
         args.starlark_flags = starlark_flags
+        args.program_args = program_args
         if args.command is None:
             parser.print_help()
             return 2

@@ -190,9 +190,9 @@ def build_command(args: Namespace) -> int:
 
 def run_command(args: Namespace) -> int:
     """Build one executable target, then run it with the arguments after `--`."""
-    if not args.targets:
-        raise UsageError("run needs a target, e.g. pybuild run //app -- --flag")
-    target, program_args = args.targets[0], args.targets[1:]
+    if len(args.targets) != 1:
+        raise UsageError("run needs exactly one target, then `--` and the program's arguments: pybuild run //app -- --flag")
+    target, program_args = args.targets[0], args.program_args
     outcome = build_targets(args, [target])
     if not outcome.ok:
         return 1
