@@ -191,7 +191,7 @@ def build_command(args: Namespace) -> int:
 def run_command(args: Namespace) -> int:
     """Build one executable target, then run it with the arguments after `--`."""
     if len(args.targets) != 1:
-        raise UsageError("run needs exactly one target, then `--` and the program's arguments: pybuild run //app -- --flag")
+        raise UsageError("run needs one target, then `--` and the program arguments: pybuild run //app -- --flag")
     target, program_args = args.targets[0], args.program_args
     outcome = build_targets(args, [target])
     if not outcome.ok:
