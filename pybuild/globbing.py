@@ -25,7 +25,8 @@ def is_package_dir(path: Path) -> bool:
 def package_files(package_dir: Path) -> list[str]:
     """Every file of the package (relative, '/'-separated), skipping subpackages and ignored dirs."""
     files: list[str] = []
-    for directory, dirnames, filenames in os.walk(package_dir):
+    # Symlinked directories are followed, as Bazel's glob does (the toolchain's sysroot is one).
+    for directory, dirnames, filenames in os.walk(package_dir, followlinks=True):
         current = Path(directory)
         dirnames[:] = sorted(d for d in dirnames if not is_ignored_dir(d) and not is_package_dir(current / d))
         relative = current.relative_to(package_dir).as_posix()

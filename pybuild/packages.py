@@ -82,12 +82,17 @@ class Package:
             return self.targets[name]
         if name in self.exported_files:
             return self.exported_files[name]
-        if (self.directory / name).is_file() and name in set(self.files()):
+        if (self.directory / name).is_file() and not self._in_subpackage(name):
             return self._source_file(name, [visibility.PRIVATE])
         raise PybuildError(
             f"no such target '{Label(self.repo, self.name, name)}': target '{name}' not declared in "
             f"package '{self.name}' defined by {self.build_file}"
         )
+
+    def _in_subpackage(self, name: str) -> bool:
+        """Whether a directory between the package and the file has its own BUILD file (no listing needed)."""
+        parts = name.split("/")[:-1]
+        return any(globbing.is_package_dir(self.directory.joinpath(*parts[:i])) for i in range(1, len(parts) + 1))
 
     def _source_file(self, name: str, visible_to: list[Label]) -> Target:
         return Target(Label(self.repo, self.name, name), SOURCE_FILE, f"{self.build_file}:1", visible_to)

@@ -73,13 +73,17 @@ def detect() -> LocalRustc:
     return LocalRustc(rustc, sysroot, fields["host"], fields["release"], fields.get("commit-hash", "unknown"))
 
 
+def _library_files(sysroot: Path) -> list[str]:
+    """Files under the sysroot's lib/ (shared libraries and the target's standard library), sorted."""
+    return sorted(f"sysroot/{p.relative_to(sysroot).as_posix()}" for p in (sysroot / "lib").rglob("*") if p.is_file())
+
+
 def write_repository(directory: Path) -> Path:
     """Create or refresh the @local_rust repository in `directory`; unchanged files are not rewritten."""
     rustc = detect()
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "bin").mkdir(exist_ok=True)
-    for name in ("rustc", "rustdoc"):
-        atomic_symlink(rustc.tool(name), directory / "bin" / name)
+    # The repository sees the real sysroot (never a rustup proxy) at a path relative to the exec root.
+    atomic_symlink(rustc.sysroot, directory / "sysroot")
     template = jinja2.Template(_TEMPLATE.read_text(encoding="utf-8"), keep_trailing_newline=True)
     text = template.render(
         rustc_path=rustc.rustc_path,
@@ -87,6 +91,7 @@ def write_repository(directory: Path) -> Path:
         host=rustc.host,
         channel=rustc.channel,
         release=rustc.release,
+        rustc_lib=_library_files(rustc.sysroot),
     )
     atomic_write_text(directory / "BUILD.bazel", text)
     atomic_write_text(directory / "MODULE.bazel", 'module(name = "local_rust")\n')

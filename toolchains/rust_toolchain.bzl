@@ -4,6 +4,7 @@ def _rust_toolchain_impl(ctx):
     return [platform_common.ToolchainInfo(
         rustc = ctx.file.rustc,
         rustdoc = ctx.file.rustdoc,
+        rustc_lib = depset(ctx.files.rustc_lib),
         sysroot = ctx.attr.sysroot,
         target_triple = ctx.attr.target_triple,
         exec_triple = ctx.attr.exec_triple or ctx.attr.target_triple,
@@ -17,6 +18,7 @@ rust_toolchain = rule(
     attrs = {
         "rustc": attr.label(mandatory = True, allow_single_file = True),
         "rustdoc": attr.label(allow_single_file = True),
+        "rustc_lib": attr.label_list(allow_files = True, doc = "Libraries rustc needs at run time."),
         "sysroot": attr.string(doc = "The compiler's sysroot, for information; rustc finds it itself."),
         "target_triple": attr.string(mandatory = True),
         "exec_triple": attr.string(),

@@ -66,7 +66,7 @@ def _cargo_build_script_impl(ctx):
             "--label", script_info.owner,
         ],
         inputs = depset([script_info.output] + ctx.files.data + ctx.files.srcs),
-        tools = [toolchain.rustc] + ctx.files.tools,
+        tools = depset([toolchain.rustc] + ctx.files.tools, transitive = [toolchain.rustc_lib]),
         outputs = [out_dir, rustc_flags, rustc_env, link_flags],
         env = _script_env(ctx, toolchain, script),
         mnemonic = "CargoBuildScriptRun",

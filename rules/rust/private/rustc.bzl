@@ -84,7 +84,7 @@ def _run_rustc(ctx, toolchain, crate, mnemonic, arguments, dependency_files, out
         executable = crate.process_wrapper,
         arguments = wrapper_flags + ["--", toolchain.rustc.path] + arguments,
         inputs = depset(crate.srcs + extra_inputs, transitive = [dependency_files]),
-        tools = [toolchain.rustc],
+        tools = depset([toolchain.rustc], transitive = [toolchain.rustc_lib]),
         outputs = outputs,
         env = dict(env, PATH = _ACTION_PATH),
         mnemonic = mnemonic,
