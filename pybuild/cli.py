@@ -146,6 +146,8 @@ def _execution_flags(parser: argparse.ArgumentParser) -> None:
         metavar="MB",
         help="bound on the summed peak memory of running actions (default: 2/3 of available memory)",
     )
+    parser.add_argument("--profile", default=None, metavar="FILE", help="write a Chrome trace of the build")
+    _add_bool_flag(parser, "timings", False, "write an HTML timings report to pybuild-out/timings.html")
     parser.add_argument(
         "--execution_log_json_file",
         default=None,

@@ -17,6 +17,7 @@ from action_graph.action import Action
 from action_graph.digests import FileDigests, action_key
 from pybuild import build_options, query
 from pybuild.analysis import Analysis, AnalysisResult
+from pybuild.build_record import BuildRecord, action_records
 from pybuild.errors import NoTestsError, UsageError
 from pybuild.execution import ExecutionOptions, LocalExecution, default_local_ram_mb, link_convenience_symlink
 from pybuild.labels import Label
@@ -24,6 +25,8 @@ from pybuild.module_file import load_workspace
 from pybuild.packages import PackageLoader
 from pybuild.target_graph import LoadingQueryEnvironment, TargetGraphLoader
 from pybuild.testing import create_runfiles, run_tests
+from pybuild.timings_report import write_timings
+from pybuild.trace_profile import write_profile
 
 _MNEMONIC_FILTER = re.compile(r"""^\s*mnemonic\(\s*["']([^"']*)["']\s*,\s*(.+)\)\s*$""", re.S)
 
@@ -150,7 +153,9 @@ def build_targets(args: Namespace, patterns: list[str], extra_outputs: bool = Fa
     if not patterns:
         raise UsageError("no targets given; try //... for every target of the workspace")
     labels = [label for label in loader.resolve_patterns(patterns) if loader.loader.target(label).is_rule]
+    loaded = time.monotonic()
     analysis = configure(loader, args).run(labels)
+    analyzed = time.monotonic()
     outputs = [path for label in labels for path in _wanted_files(analysis, label)]
     options = ExecutionOptions(
         jobs=args.jobs,
@@ -160,10 +165,20 @@ def build_targets(args: Namespace, patterns: list[str], extra_outputs: bool = Fa
     )
     execution = LocalExecution(workspace, options)
     result = execution.build(analysis.actions, outputs)
-    if args.execution_log_json_file:
-        execution.write_execution_log(Path(args.execution_log_json_file), result)
     link_convenience_symlink(workspace, analysis.config.bin_dir)
     elapsed = time.monotonic() - started
+    record = BuildRecord(
+        jobs=args.jobs,
+        wall=elapsed,
+        phases=[
+            ("loading", 0.0, loaded - started),
+            ("analysis", loaded - started, analyzed - started),
+            ("execution", execution.started - started, elapsed),
+        ],
+        actions=action_records(result.outcomes, execution.started - started),
+        edges=list(analysis.actions.graph.edges),
+    )
+    _write_reports(args, record, workspace.output_base)
     total = len(result.outcomes) + len(result.skipped)
     if result.failures or result.skipped:
         print(
@@ -177,6 +192,17 @@ def build_targets(args: Namespace, patterns: list[str], extra_outputs: bool = Fa
         file=sys.stderr,
     )
     return BuildOutcome(True, analysis, labels, workspace.root)
+
+
+def _write_reports(args: Namespace, record: BuildRecord, output_base: Path) -> None:
+    if args.execution_log_json_file:
+        record.save_execution_log(Path(args.execution_log_json_file))
+    if args.profile:
+        write_profile(record, Path(args.profile))
+    if args.timings:
+        path = output_base / "timings.html"
+        write_timings(record, path)
+        print(f"INFO: timings report: {path}", file=sys.stderr)
 
 
 def _wanted_files(analysis: AnalysisResult, label: Label) -> list[str]:

@@ -85,25 +85,6 @@ class LocalExecution:
         outcome.start, outcome.end = start - self.started, time.monotonic() - self.started
         return outcome
 
-    def write_execution_log(self, path: Path, result: ScheduleResult) -> None:
-        """One record per action that ran or was restored: when, where, how long, how big."""
-        records = [
-            {
-                "mnemonic": o.action.mnemonic,
-                "owner": o.action.owner,
-                "primary_output": o.action.primary_output,
-                "cached": o.cached,
-                "ok": o.ok,
-                "slot": o.slot,
-                "start": round(o.start, 6),
-                "end": round(o.end, 6),
-                "duration": round(o.duration, 6),
-                "peak_rss_kb": o.peak_rss_kb,
-            }
-            for o in sorted(result.outcomes, key=lambda o: o.start)
-        ]
-        atomic_write_text(path, json.dumps(records, indent=1) + "\n")
-
     def _execute(self, action: Action, slot: int) -> Outcome:
         start = time.monotonic()
         try:

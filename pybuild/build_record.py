@@ -1,0 +1,94 @@
+"""What happened in one build, as plain data: phases, every action's slot and times, and which
+action fed which. Profiles, the timings report and benchmarks are all read from it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import networkx as nx
+
+from action_graph.fileutil import atomic_write_text
+from action_graph.scheduler import Outcome
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    mnemonic: str
+    owner: str
+    primary_output: str  # identifies the action
+    cached: bool
+    ok: bool
+    slot: int
+    start: float  # seconds since the build started
+    end: float
+    peak_rss_kb: int = 0
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class BuildRecord:
+    jobs: int
+    wall: float = 0.0
+    phases: list[tuple[str, float, float]] = field(default_factory=list)  # (name, start, end)
+    actions: list[ActionRecord] = field(default_factory=list)
+    edges: list[tuple[str, str]] = field(default_factory=list)  # (producer output, consumer output)
+
+    def critical_path(self) -> list[ActionRecord]:
+        """The chain of dependent actions with the largest summed duration in this run."""
+        by_output = {a.primary_output: a for a in self.actions}
+        graph = nx.DiGraph()
+        graph.add_nodes_from(by_output)
+        graph.add_edges_from((u, v) for u, v in self.edges if u in by_output and v in by_output)
+        best: dict[str, tuple[float, str | None]] = {}
+        for node in nx.topological_sort(graph):
+            before = max(((best[p][0], p) for p in graph.predecessors(node)), default=(0.0, None))
+            best[node] = (before[0] + by_output[node].duration, before[1])
+        node = max(best, key=lambda n: best[n][0], default=None)
+        path = []
+        while node is not None:
+            path.append(by_output[node])
+            node = best[node][1]
+        return list(reversed(path))
+
+    def bound(self) -> float:
+        """No schedule on `jobs` slots can beat this: max(critical path, total action time / jobs)."""
+        critical = sum(a.duration for a in self.critical_path())
+        total = sum(a.duration for a in self.actions)
+        return max(critical, total / max(1, self.jobs))
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["critical_path"] = [a.primary_output for a in self.critical_path()]
+        data["bound"] = self.bound()
+        return json.dumps(data, indent=1) + "\n"
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, self.to_json())
+
+    def save_execution_log(self, path: Path) -> None:
+        """--execution_log_json_file: one record per action that ran or was restored, in start order."""
+        rows = [dict(asdict(a), duration=round(a.duration, 6)) for a in sorted(self.actions, key=lambda a: a.start)]
+        atomic_write_text(path, json.dumps(rows, indent=1) + "\n")
+
+
+def action_records(outcomes: list[Outcome], offset: float) -> list[ActionRecord]:
+    """Outcomes of a schedule, with times moved by `offset` seconds (from execution to build start)."""
+    return [
+        ActionRecord(
+            mnemonic=o.action.mnemonic,
+            owner=o.action.owner,
+            primary_output=o.action.primary_output,
+            cached=o.cached,
+            ok=o.ok,
+            slot=o.slot,
+            start=round(o.start + offset, 6),
+            end=round(o.end + offset, 6),
+            peak_rss_kb=o.peak_rss_kb,
+        )
+        for o in outcomes
+    ]
