@@ -7,10 +7,12 @@ Parsing is pure string work: whether a package exists is the resolver's business
 
 from __future__ import annotations
 
+import functools
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from pybuild.errors import LabelError
 
@@ -26,9 +28,12 @@ _WILDCARDS = {"all": "rules", "*": "all_targets", "all-targets": "all_targets"}
 _RECURSIVE = "..."
 
 
-@dataclass(frozen=True, order=True)
-class Label:
-    """A fully resolved target name. Field order makes sorting go by (repo, package, name)."""
+class Label(NamedTuple):
+    """A fully resolved target name. Field order makes sorting go by (repo, package, name).
+
+    A NamedTuple rather than a dataclass: labels are hashed millions of times while loading a large
+    graph, and tuple hashing and comparison run in C.
+    """
 
     repo: str  # without '@'; "" is the main repository
     package: str  # "a/b", or "" for the root package
@@ -73,6 +78,7 @@ class TargetPattern:
 # Labels
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse_label(text: str, *, repo: str = "", package: str | None = None) -> Label:
     """Parse `text` as written in a BUILD file of package `package` in repository `repo`.
 
@@ -267,9 +273,13 @@ def _segment_error(path: str, what: str, is_bad: Callable[[str], bool]) -> str |
     return None if bad is None else f"{what} names may not contain a '{bad}' path segment"
 
 
+# Names made only of these characters need no character-by-character check (the common case).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_./+-]*\Z")
+
+
 def _path_error(path: str, what: str, *, allow_non_ascii: bool) -> str | None:
     """Checks shared by package and target names: characters and slashes."""
-    for char in path:
+    for char in "" if _PLAIN_NAME.match(path) else path:
         # Bazel takes non-ASCII target names (they name files) but only ASCII package names.
         if char not in _PRINTABLE_ASCII and not (allow_non_ascii and ord(char) > 0x7F):
             return f"{what} names may not contain {_describe(char)}{_COLON_HINT if char == ':' else ''}"

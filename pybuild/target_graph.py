@@ -143,10 +143,9 @@ def _bazelignore(root: Path) -> set[str]:
 
 
 def _reject_cycles(graph: nx.DiGraph) -> None:
-    try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
+    if nx.is_directed_acyclic_graph(graph):  # fast; find_cycle only to name the culprit
         return
+    cycle = nx.find_cycle(graph)
     path = [str(u) for u, _ in cycle] + [str(cycle[0][0])]
     raise PybuildError("cycle in dependency graph: " + " -> ".join(path))
 
