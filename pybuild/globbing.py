@@ -18,8 +18,9 @@ def is_ignored_dir(name: str) -> bool:
     return name in IGNORED_DIR_NAMES or name.startswith("pybuild-")
 
 
-def is_package_dir(path: Path) -> bool:
-    return any((path / name).is_file() for name in BUILD_FILE_NAMES)
+def is_package_dir(path: Path | str) -> bool:
+    # os.path, not pathlib: this runs for every directory of the workspace.
+    return any(os.path.isfile(os.path.join(path, name)) for name in BUILD_FILE_NAMES)
 
 
 def package_files(package_dir: Path) -> list[str]:

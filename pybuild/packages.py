@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ class Target:
     def description(self) -> str:
         return f"{self.kind} rule" if self.is_rule else SOURCE_FILE
 
+    @functools.cached_property
     def dependency_labels(self) -> list[Label]:
         """Direct dependencies in attribute order: every label-valued attribute that is a dependency."""
         if self.rule_class is None:
@@ -82,7 +85,7 @@ class Package:
             return self.targets[name]
         if name in self.exported_files:
             return self.exported_files[name]
-        if (self.directory / name).is_file() and not self._in_subpackage(name):
+        if os.path.isfile(os.path.join(self.directory, name)) and not self._in_subpackage(name):
             return self._source_file(name, [visibility.PRIVATE])
         raise PybuildError(
             f"no such target '{Label(self.repo, self.name, name)}': target '{name}' not declared in "
@@ -92,7 +95,7 @@ class Package:
     def _in_subpackage(self, name: str) -> bool:
         """Whether a directory between the package and the file has its own BUILD file (no listing needed)."""
         parts = name.split("/")[:-1]
-        return any(globbing.is_package_dir(self.directory.joinpath(*parts[:i])) for i in range(1, len(parts) + 1))
+        return any(globbing.is_package_dir(os.path.join(self.directory, *parts[:i])) for i in range(1, len(parts) + 1))
 
     def _source_file(self, name: str, visible_to: list[Label]) -> Target:
         return Target(Label(self.repo, self.name, name), SOURCE_FILE, f"{self.build_file}:1", visible_to)

@@ -12,6 +12,7 @@ from pybuild import globbing, visibility
 from pybuild.errors import PybuildError
 from pybuild.labels import Label, TargetPattern, parse_target_pattern
 from pybuild.packages import SOURCE_FILE, PackageLoader, Target
+from pybuild.workspace import BUILD_FILE_NAMES
 
 
 class TargetGraphLoader:
@@ -71,7 +72,7 @@ class TargetGraphLoader:
         rules = package.rule_targets()
         if kind == "rules":
             return rules
-        files = {label for rule in rules for label in rule.dependency_labels() if label.package == package.name}
+        files = {label for rule in rules for label in rule.dependency_labels if label.package == package.name}
         sources = [package.target(f.name) for f in sorted(files) if f.name not in package.targets]
         return [*rules, *sources, *package.exported_files.values()]
 
@@ -80,13 +81,13 @@ class TargetGraphLoader:
         root = self.loader.workspace.repository_root(repo)
         ignored = _bazelignore(root)
         found = []
-        for directory, dirnames, _ in os.walk(root / base):
+        for directory, dirnames, filenames in os.walk(root / base):
             relative = Path(directory).relative_to(root).as_posix()
             relative = "" if relative == "." else relative
             dirnames[:] = sorted(
                 d for d in dirnames if not globbing.is_ignored_dir(d) and _join(relative, d) not in ignored
             )
-            if globbing.is_package_dir(Path(directory)):
+            if any(name in filenames for name in BUILD_FILE_NAMES):
                 found.append(relative)
         return found
 
@@ -99,7 +100,7 @@ class TargetGraphLoader:
         graph.add_nodes_from(pending)
         while pending:
             label = pending.pop()
-            for dependency in self.loader.target(label).dependency_labels():
+            for dependency in self.loader.target(label).dependency_labels:
                 if dependency not in graph:
                     self._load_dependency(dependency, label)
                     pending.append(dependency)
