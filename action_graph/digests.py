@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable
 
 from action_graph.action import Action
@@ -17,19 +18,32 @@ class FileDigests:
 
     def __init__(self, root: str = ".") -> None:
         self.root = root
-        self._cache: dict[str, tuple[int, int, str]] = {}
+        self._cache: dict[str, tuple] = {}  # path -> (size, mtime_ns, ctime_ns, inode, digest)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def digest(self, path: str) -> str:
         full = os.path.join(self.root, path)
         if os.path.isdir(full):
             return self._tree_digest(path)
         stat = os.stat(full)
+        # ctime and inode too, as Bazel: an edit that keeps size and restores mtime still changes ctime.
+        identity = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
         cached = self._cache.get(path)
-        if cached and cached[:2] == (stat.st_size, stat.st_mtime_ns):
-            return cached[2]
-        digest = hash_file(full)
-        self._cache[path] = (stat.st_size, stat.st_mtime_ns, digest)
+        if cached and list(cached[:4]) == identity:
+            return cached[4]
+        with self._hashing(path):
+            cached = self._cache.get(path)  # another thread may have just hashed it
+            if cached and list(cached[:4]) == identity:
+                return cached[4]
+            digest = hash_file(full)
+            self._cache[path] = (*identity, digest)
         return digest
+
+    def _hashing(self, path: str) -> threading.Lock:
+        """One lock per path, so parallel actions sharing a big input (the toolchain) hash it once."""
+        with self._locks_lock:
+            return self._locks.setdefault(path, threading.Lock())
 
     def _tree_digest(self, path: str) -> str:
         """A directory output (like a build script's OUT_DIR) is known by its files and their digests."""

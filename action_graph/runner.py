@@ -31,10 +31,12 @@ class ActionFailed(Exception):
 class LocalRunner:
     """Runs actions with the execution root as working directory, or sandboxed (the default)."""
 
-    def __init__(self, exec_root: Path, sandbox_base: Path, sandboxed: bool) -> None:
+    def __init__(self, exec_root: Path, sandbox_base: Path, sandboxed: bool, output_root: Path | None = None) -> None:
         self.exec_root = exec_root
         self.sandbox_base = sandbox_base
         self.sandboxed = sandboxed
+        # Where sandboxed outputs land: the execution root, or elsewhere to compare two runs.
+        self.output_root = output_root or exec_root
         self._running: dict[int, tuple[Action, int]] = {}  # process group -> (action, slot)
         self._lock = threading.Lock()
         self.interrupted = False
@@ -56,7 +58,7 @@ class LocalRunner:
         shutil.rmtree(self.sandbox_base, ignore_errors=True)
 
     def run(self, action: Action, slot: int) -> SpawnResult:
-        self._clear_outputs(action, self.exec_root)
+        self._clear_outputs(action, self.output_root)
         if action.content is not None:
             return self._write_file(action)
         if not self.sandboxed:
@@ -108,7 +110,7 @@ class LocalRunner:
         if missing:
             raise ActionFailed(f"{action.describe()} did not create its declared output(s): {', '.join(missing)}")
         for output in action.outputs:
-            destination = self.exec_root / output
+            destination = self.output_root / output
             destination.parent.mkdir(parents=True, exist_ok=True)
             os.replace(sandbox / output, destination)
 
