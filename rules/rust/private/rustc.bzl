@@ -137,6 +137,8 @@ def compile_crate(ctx, toolchain, crate, deps):
     env = dict(_cargo_env(crate), **crate.rustc_env)
     extra = []
     link_flags = _link_flag_files(deps)
+    if crate.type != "rlib":
+        _check_unique_crate_names(dep_files)
     if crate.type != "rlib" and link_flags:
         # Linking: native libraries that build scripts of any crate below asked for.
         dep_files = depset(link_flags, transitive = [dep_files])
@@ -183,6 +185,18 @@ def compile_crate(ctx, toolchain, crate, deps):
         deps = deps,
     )
     return crate_info, _dep_info(crate, output, metadata, deps)
+
+def _check_unique_crate_names(dep_files):
+    """Two different crates named alike in one link make rustc pick either; say which targets collide."""
+    owners = {}
+    for f in dep_files.to_list():
+        if f.extension not in ("rlib", "rmeta", "so") or not f.basename.startswith("lib"):
+            continue
+        name = f.basename[3:].rsplit("-", 1)[0]
+        if name in owners and owners[name] != f.owner:
+            fail("two crates named '%s' in one link: %s and %s; give one of them another crate_name" % (
+                name, owners[name], f.owner))
+        owners[name] = f.owner
 
 def _with_build_info(crate, build_info):
     return struct(**dict({k: getattr(crate, k) for k in dir(crate)}, build_info = build_info))
