@@ -111,6 +111,9 @@ def _module_functions(info: ModuleInfo) -> dict[str, Callable[..., Any]]:
         info.name, info.version = name, version
 
     def bazel_dep(name: str, version: str = "", repo_name: str | None = None, **kwargs: Any) -> None:
+        for argument, value in (("name", name), ("version", version), ("repo_name", repo_name or "")):
+            if not isinstance(value, str):
+                raise PybuildError(f"bazel_dep(): '{argument}' must be a string, got {value!r}")
         apparent = repo_name or name
         if apparent in info.bazel_deps:
             raise PybuildError(f"bazel_dep(): repository '{apparent}' is declared twice")
