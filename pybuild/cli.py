@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pybuild import build_options, crates, query, rcfile
+from pybuild import build_options, query, rcfile
 from pybuild import commands as commands_module
 from pybuild.errors import PybuildError, UsageError
 from pybuild.lock import workspace_lock
@@ -19,7 +19,7 @@ from pybuild.workspace import OUTPUT_DIR_NAME, find_workspace_root
 
 _SHORT_BOOL_FLAGS = {"-k": "--keep_going"}
 # Commands that write the output tree, the cache or generated repositories: one at a time.
-_WRITING_COMMANDS = frozenset({"build", "test", "run", "clean", "aquery", "info", "crates"})
+_WRITING_COMMANDS = frozenset({"build", "test", "run", "clean", "aquery", "info", "crates", "check-determinism"})
 _TRUE = ("1", "true", "yes")
 _FALSE = ("0", "false", "no")
 
@@ -108,6 +108,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
         ("build", "build targets", commands_module.build_command),
         ("test", "build and run rust_test targets", commands_module.test_command),
         ("run", "build and run one executable: pybuild run //app -- ARGS", commands_module.run_command),
+        ("check-determinism", "run each crate metadata action twice; compare", commands_module.determinism_command),
     ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("targets", nargs="*", help="target patterns, e.g. //... or //app:app")
@@ -132,8 +133,17 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
     for action in crates_parser._actions:  # common flags also after the action; crates_parser has the defaults
         if action.type is _bool_value:
             generate_parser.add_argument(*action.option_strings, type=_bool_value, default=argparse.SUPPRESS)
-    handlers["crates"] = crates.crates_command
+    handlers["crates"] = _crates_command
+
+    _worker_parser(commands)  # needs no workspace
+    handlers["worker"] = commands_module.worker_command
     return parser, handlers
+
+
+def _crates_command(args: argparse.Namespace) -> int:
+    from pybuild import crates  # imported for this command only: it and jinja2 slow every other start
+
+    return crates.crates_command(args)
 
 
 def _execution_flags(parser: argparse.ArgumentParser) -> None:
@@ -154,6 +164,50 @@ def _execution_flags(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="write when each action ran, on which slot, and whether it was cached",
     )
+    _remote_flags(parser)
+
+
+def _remote_flags(parser: argparse.ArgumentParser) -> None:
+    """Bazel's remote execution and caching flags (REAPI v2 over gRPC, no TLS)."""
+    parser.add_argument("--remote_executor", default=None, metavar="grpc://HOST:PORT", help="run actions there")
+    parser.add_argument(
+        "--remote_cache", default=None, metavar="grpc://HOST:PORT", help="look results up there, run locally"
+    )
+    parser.add_argument("--remote_instance_name", default="", metavar="NAME")
+    parser.add_argument(
+        "--remote_timeout", type=_positive_float, default=60.0, metavar="SECONDS", help="deadline of remote calls"
+    )
+    _add_bool_flag(parser, "remote_local_fallback", False, "run an action locally when the remote server fails")
+    _add_bool_flag(parser, "remote_upload_local_results", True, "upload results of local runs to the remote cache")
+    _add_bool_flag(parser, "remote_accept_cached", True, "use results from the remote cache (false: run again)")
+
+
+def _worker_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    worker = commands.add_parser("worker", help="run actions for a Remote Execution API server (a Bots API bot)")
+    worker.add_argument("--server", required=True, metavar="grpc://HOST:PORT", help="the server's Bots service")
+    worker.add_argument("--slots", type=_positive_int, default=os.cpu_count() or 1, help="actions run at once")
+    worker.add_argument("--instance_name", default="", metavar="NAME")
+    worker.add_argument(
+        "--work_dir", default=None, metavar="DIR", help="blob cache and action directories (default: ~/.cache/...)"
+    )
+    worker.add_argument(
+        "--platform", action="append", default=[], metavar="KEY=VALUE", help="a property this worker offers"
+    )
+    worker.add_argument(
+        "--grace_seconds", type=_positive_float, default=30.0, help="on SIGTERM, how long running actions may go on"
+    )
+    _add_bool_flag(worker, "verbose_failures", False, "show Python tracebacks of internal errors")
+    return worker
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be more than 0")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -196,21 +250,26 @@ def _with_rc_options(arguments: list[str], parser: argparse.ArgumentParser) -> l
         return arguments
     inserted: list[str] = []
     for line in rcfile.options_for(command, rcfile.read_rc(root)):
-        _check_rc_line(sub, line)
-        inserted.extend(line.args)
+        # A line is checked against its own command (all commands for `common`); options it gives that
+        # this command lacks (build's --jobs for aquery) do not apply here, as in Bazel.
+        owners = [subparsers.choices[line.command]] if line.command in subparsers.choices else []
+        if line.command != "common" and not owners:
+            raise UsageError(f"unknown command '{line.command}'", line.where)
+        for arg in line.args:
+            if not any(_knows(p, arg) for p in owners or subparsers.choices.values()):
+                raise UsageError(f"unknown option '{arg}' for command '{line.command}'", line.where)
+        inserted.extend(arg for arg in line.args if _knows(sub, arg))
     position = arguments.index(command) + 1
     return [*arguments[:position], *inserted, *arguments[position:]]
 
 
-def _check_rc_line(sub: argparse.ArgumentParser, line: rcfile.RcLine) -> None:
-    known = set(sub._option_string_actions)
-    for arg in line.args:
-        name = arg.split("=", 1)[0]
-        plain = "--" + name[4:] if name.startswith("--no") else name
-        if name.startswith(("--@", "--//", "--no@", "--no//")) or not arg.startswith("-"):
-            continue
-        if name not in known and plain not in known:
-            raise UsageError(f"unknown option '{arg}' for command '{line.command}'", line.where)
+def _knows(parser: argparse.ArgumentParser, arg: str) -> bool:
+    """Whether `arg` (from an rc line) is an option of `parser`; Starlark flags apply everywhere."""
+    name = arg.split("=", 1)[0]
+    if name.startswith(("--@", "--//", "--no@", "--no//")) or not arg.startswith("-"):
+        return True
+    known = parser._option_string_actions
+    return name in known or (name.startswith("--no") and "--" + name[4:] in known)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

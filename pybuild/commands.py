@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -15,17 +16,16 @@ from pathlib import Path
 
 from action_graph.action import Action
 from action_graph.digests import FileDigests, action_key
-from pybuild import build_options, query
+from pybuild import build_options, determinism, query
 from pybuild.analysis import Analysis, AnalysisResult
 from pybuild.build_record import BuildRecord, action_records
-from pybuild.errors import NoTestsError, UsageError
+from pybuild.errors import NoTestsError, PybuildError, UsageError
 from pybuild.execution import ExecutionOptions, LocalExecution, default_local_ram_mb, link_convenience_symlink
 from pybuild.labels import Label
 from pybuild.module_file import load_workspace
 from pybuild.packages import PackageLoader
 from pybuild.target_graph import LoadingQueryEnvironment, TargetGraphLoader
 from pybuild.testing import create_runfiles, run_tests
-from pybuild.timings_report import write_timings
 from pybuild.trace_profile import write_profile
 
 _MNEMONIC_FILTER = re.compile(r"""^\s*mnemonic\(\s*["']([^"']*)["']\s*,\s*(.+)\)\s*$""", re.S)
@@ -112,9 +112,7 @@ def info_command(args: Namespace) -> int:
     """The workspace and the resolved Rust toolchain."""
     loader = graph_loader()
     workspace = loader.loader.workspace
-    toolchain_type = Label("rules_rust", "rust", "toolchain_type")
-    implementation = configure(loader, args).resolve_toolchains({toolchain_type})[toolchain_type]
-    target = loader.loader.target(implementation)
+    implementation, target = _rust_toolchain(loader, args)
     rustc = target.attrs["rustc"]
     rustc_path = workspace.repository_root(rustc.repo) / rustc.package / rustc.name
     facts = {
@@ -132,6 +130,13 @@ def info_command(args: Namespace) -> int:
     for key, value in facts.items():
         print(f"{key}: {value}")
     return 0
+
+
+def _rust_toolchain(loader: TargetGraphLoader, args: Namespace):
+    """The label and target of the Rust toolchain this configuration resolves."""
+    toolchain_type = Label("rules_rust", "rust", "toolchain_type")
+    implementation = configure(loader, args).resolve_toolchains({toolchain_type})[toolchain_type]
+    return implementation, loader.loader.target(implementation)
 
 
 # Building, testing, running -------------------------------------------------------------------------
@@ -162,6 +167,7 @@ def build_targets(args: Namespace, patterns: list[str], extra_outputs: bool = Fa
         sandboxed=args.spawn_strategy == "sandboxed",
         keep_going=args.keep_going,
         local_ram_mb=args.local_ram_resources or default_local_ram_mb(),
+        remote=_remote_options(args, loader),
     )
     execution = LocalExecution(workspace, options)
     result = execution.build(analysis.actions, outputs)
@@ -176,7 +182,7 @@ def build_targets(args: Namespace, patterns: list[str], extra_outputs: bool = Fa
             ("execution", execution.started - started, elapsed),
         ],
         actions=action_records(result.outcomes, execution.started - started),
-        edges=list(analysis.actions.graph.edges),
+        edges=analysis.actions.edges(),
     )
     _write_reports(args, record, workspace.output_base)
     total = len(result.outcomes) + len(result.skipped)
@@ -201,8 +207,74 @@ def _write_reports(args: Namespace, record: BuildRecord, output_base: Path) -> N
         write_profile(record, Path(args.profile))
     if args.timings:
         path = output_base / "timings.html"
+        from pybuild.timings_report import write_timings  # jinja2 only when a report is asked for
+
         write_timings(record, path)
         print(f"INFO: timings report: {path}", file=sys.stderr)
+
+
+def _remote_options(args: Namespace, loader: TargetGraphLoader):
+    """RemoteOptions from the --remote_* flags, or None when no remote server is given."""
+    if not (args.remote_executor or args.remote_cache):
+        return None
+    from action_graph.remote.client import RemoteOptions
+    from action_graph.remote.connection import parse_address
+
+    if args.remote_executor and args.remote_cache and args.remote_cache != args.remote_executor:
+        raise UsageError("--remote_cache: with --remote_executor, pybuild uses the executor's own cache")
+    for flag in ("remote_executor", "remote_cache"):
+        try:
+            parse_address(getattr(args, flag) or "grpc://localhost:1")
+        except ValueError as error:
+            raise UsageError(f"--{flag}: {error}") from None
+    return RemoteOptions(
+        executor=args.remote_executor,
+        cache=None if args.remote_executor else args.remote_cache,
+        instance_name=args.remote_instance_name,
+        timeout=args.remote_timeout,
+        local_fallback=args.remote_local_fallback,
+        upload_local_results=args.remote_upload_local_results,
+        accept_cached=args.remote_accept_cached,
+        platform=_remote_platform(loader, args),
+    )
+
+
+def _remote_platform(loader: TargetGraphLoader, args: Namespace) -> tuple[tuple[str, str], ...]:
+    """Platform properties of every remote action: the OS family and the toolchain's target triple, so
+    only workers that can run this rustc (and the `cc` it links with) get its actions."""
+    try:
+        triple = str(_rust_toolchain(loader, args)[1].attrs["target_triple"])
+    except PybuildError:
+        return (("OSFamily", platform.system()),)
+    family = "Linux" if "-linux" in triple else platform.system()
+    return (("OSFamily", family), ("TargetTriple", triple))
+
+
+def worker_command(args: Namespace) -> int:
+    """`pybuild worker`: serve a REAPI server's Bots API until SIGTERM."""
+    from action_graph.remote.connection import parse_address
+    from action_graph.remote.worker import WorkerOptions, default_platform, run_worker
+
+    try:
+        parse_address(args.server)
+    except ValueError as error:
+        raise UsageError(f"--server: {error}") from None
+    platform_properties = dict(default_platform())
+    for item in args.platform:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--platform={item}: expected KEY=VALUE")
+        platform_properties[key] = value
+    work_dir = Path(args.work_dir or Path.home() / ".cache" / "pybuild" / "worker").resolve()
+    options = WorkerOptions(
+        server=args.server,
+        slots=args.slots,
+        work_dir=work_dir,
+        instance_name=args.instance_name,
+        platform=tuple(sorted(platform_properties.items())),
+        grace_seconds=args.grace_seconds,
+    )
+    return run_worker(options)
 
 
 def _wanted_files(analysis: AnalysisResult, label: Label) -> list[str]:
@@ -269,3 +341,24 @@ def clean_command(args: Namespace) -> int:
     (workspace.root / "pybuild-bin").unlink(missing_ok=True)
     print("INFO: clean finished", file=sys.stderr)
     return 0
+
+
+def determinism_command(args: Namespace) -> int:
+    """Build, then run every crate's metadata action twice in fresh sandboxes and compare the results."""
+    outcome = build_targets(args, args.targets)
+    if not outcome.ok:
+        return 1
+    graph = outcome.analysis.actions
+    owners = {str(label) for label in outcome.analysis.target_graph}
+    crates = determinism.crate_actions(graph, owners)
+    rustc = str(outcome.workspace_root / determinism.rustc_of(next(iter(crates.values()))[0]))
+    checks = [
+        determinism.check_crate(outcome.workspace_root, graph, first, full, rustc)
+        for _, (first, full) in sorted(crates.items())
+    ]
+    bad = [check for check in checks if not check.ok]
+    for check in bad:
+        macros = f"; proc-macros it uses: {', '.join(check.proc_macros)}" if check.proc_macros else ""
+        print(f"NOT DETERMINISTIC: {check.owner} ({check.mnemonic}): {check.detail}{macros}")
+    print(f"check-determinism: {len(checks)} crates checked, {len(bad)} not deterministic")
+    return 1 if bad else 0

@@ -1,23 +1,32 @@
-"""Local execution of an analyzed build: cache lookups, sandboxed runs, outputs recorded atomically."""
+"""Execution of an analyzed build: cache lookups, sandboxed or remote runs, outputs recorded atomically."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from action_graph.action import Action
 from action_graph.cache import ActionCache, ActionResult, OutputRecord
 from action_graph.digests import FileDigests, action_key
 from action_graph.fileutil import atomic_symlink, atomic_write_text
 from action_graph.graph import ActionGraph
-from action_graph.runner import ActionFailed, LocalRunner
+from action_graph.runner import ActionFailed, LocalRunner, SpawnResult
 from action_graph.scheduler import Budget, Outcome, Scheduler, ScheduleResult
+from action_graph.uptodate import UpToDate
+from pybuild.errors import PybuildError
 from pybuild.progress import Progress
 from pybuild.workspace import Workspace
+
+if TYPE_CHECKING:  # the gRPC client is imported only when a remote flag is given
+    from action_graph.remote.client import RemoteOptions
+    from action_graph.remote.strategy import RemoteStrategy
 
 # Seconds an action of this mnemonic takes when no earlier run measured it.
 _DEFAULT_COSTS = {"RustcMetadata": 1.0, "Rustc": 2.0, "FileWrite": 0.01}
@@ -33,6 +42,13 @@ class ExecutionOptions:
     sandboxed: bool
     keep_going: bool
     local_ram_mb: float  # running actions' estimated peak RSS stays below this
+    remote: RemoteOptions | None = None  # --remote_executor / --remote_cache
+
+
+class RemoteUnavailableError(PybuildError):
+    """The remote server cannot be reached and --remote_local_fallback was not given."""
+
+    exit_code = 34  # Bazel's exit code for remote errors
 
 
 def default_local_ram_mb() -> float:
@@ -53,9 +69,30 @@ class LocalExecution:
         self.cache = ActionCache(self.state_dir)
         self.digests = FileDigests(str(workspace.root))
         self.digests.load(str(self.state_dir / "digests.json"))
+        self.up_to_date = UpToDate(self.state_dir, self.digests, self.cache)
         self.costs: dict[str, float] = _load_json(self.state_dir / "costs.json")
         self.peak_rss_mb: dict[str, float] = _load_json(self.state_dir / "peak_rss.json")
         self.runner = LocalRunner(workspace.root, workspace.output_base / "sandbox", options.sandboxed)
+        self.remote = self._connect_remote(options.remote) if options.remote else None
+        # With remote execution -j may exceed the cores; local runs (fallback, no-remote) still may not.
+        self._local_slots = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+    def _connect_remote(self, remote: RemoteOptions) -> RemoteStrategy | None:
+        from action_graph.remote.connection import RemoteError
+        from action_graph.remote.strategy import RemoteStrategy
+
+        strategy = RemoteStrategy(remote, self.workspace.root, self.digests, self._spawn_local)
+        try:
+            strategy.connect()
+        except RemoteError as error:
+            strategy.close()
+            if not remote.local_fallback:
+                raise RemoteUnavailableError(
+                    f"{error} (--remote_timeout={remote.timeout:g}); --remote_local_fallback builds locally instead"
+                ) from None
+            print(f"WARNING: {error}; building locally (--remote_local_fallback)", file=sys.stderr, flush=True)
+            return None
+        return strategy
 
     def build(self, graph: ActionGraph, outputs: list[str]) -> ScheduleResult:
         self.started = time.monotonic()
@@ -64,16 +101,25 @@ class LocalExecution:
         budget = Budget(self.options.local_ram_mb, self._estimated_rss_mb)
         scheduler = Scheduler(needed, self.options.jobs, self._cost, self.options.keep_going, budget)
         try:
-            result = scheduler.run(self._timed_execute, progress.start, progress.finish, self._interrupted)
+            result = self.up_to_date.check(needed, self.started) or scheduler.run(
+                self._timed_execute, progress.start, progress.finish, self._interrupted
+            )
+            self.up_to_date.remember(needed, result)
         finally:
             progress.close()
             self._save_state()
+            if self.remote is not None:
+                self.remote.close()
         return result
 
     def _interrupted(self) -> None:
+        if self.remote is not None:
+            self.remote.close()  # in-flight remote calls end at once (CANCELLED) instead of running on
         self.runner.discard_outputs(self.runner.stop_all())
 
     def _estimated_rss_mb(self, action: Action) -> float:
+        if self.remote is not None and action.content is None:
+            return 0.0  # a worker's memory, not ours (a local fallback is bounded by _local_slots)
         return self.peak_rss_mb.get(_cost_key(action), _DEFAULT_RSS_MB)
 
     def _cost(self, action: Action) -> float:
@@ -95,13 +141,13 @@ class LocalExecution:
         if hit is not None and self._materialize(hit):
             return Outcome(action, True, cached=True, duration=hit.duration, slot=slot, start=start)
         try:
-            spawn = self.runner.run(action, slot)
+            spawn = self._spawn(action, slot)
             if spawn.exit_code != 0:
                 return Outcome(
                     action,
                     False,
                     output=spawn.output,
-                    error=_exit_text(spawn.exit_code),
+                    error=_exit_text(spawn.exit_code, spawn.peak_rss_kb),
                     duration=spawn.duration,
                     peak_rss_kb=spawn.peak_rss_kb,
                     slot=slot,
@@ -112,16 +158,31 @@ class LocalExecution:
             return Outcome(action, False, error=str(error), slot=slot, start=start)
         self.cache.record(key, ActionResult(tuple(records), spawn.duration, spawn.peak_rss_kb))
         self.costs[_cost_key(action)] = spawn.duration
-        self.peak_rss_mb[_cost_key(action)] = spawn.peak_rss_kb / 1024
+        cached, remote = getattr(spawn, "cached", False), getattr(spawn, "remote", False)
+        if not (cached or remote):  # only a local run measures local memory
+            self.peak_rss_mb[_cost_key(action)] = spawn.peak_rss_kb / 1024
         return Outcome(
             action,
             True,
-            output=spawn.output,
+            cached=cached,
+            output="" if cached else spawn.output,
             duration=spawn.duration,
             peak_rss_kb=spawn.peak_rss_kb,
             slot=slot,
             start=start,
         )
+
+    def _spawn(self, action: Action, slot: int) -> SpawnResult:
+        """Run the action here, or through the remote strategy when a remote server is configured."""
+        if self.remote is not None and action.content is None:
+            return self.remote.run(action, slot)
+        return self._spawn_local(action, slot)
+
+    def _spawn_local(self, action: Action, slot: int) -> SpawnResult:
+        if self.remote is None:
+            return self.runner.run(action, slot)
+        with self._local_slots:
+            return self.runner.run(action, slot)
 
     def _store_outputs(self, action: Action) -> list[OutputRecord]:
         root = self.workspace.root

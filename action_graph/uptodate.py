@@ -1,0 +1,186 @@
+"""Deciding quickly that every action of a build is an action-cache hit with its outputs in place.
+
+Per action, execution computes a key from the digests of its inputs (about a hundred: the toolchain's
+files are inputs of every rustc action), reads the cache entry of that key, checks that the entry's
+blobs exist and that the outputs in the tree have the recorded digests. For a no-op build of 1,000
+crates that is ~170,000 stats and 1,300 JSON files. `UpToDate.check` asks exactly the same questions,
+but about each distinct file once, and it reuses answers a previous build computed from the same
+facts: an action's key for the same action and the same input digests, a cache entry's result for
+an entry file with the same stat identity (entries are replaced by rename, so a new entry is a new
+inode). Whatever it cannot vouch for makes it answer None, and the scheduler does the work as always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+
+from action_graph.action import Action
+from action_graph.cache import ActionCache, ActionResult
+from action_graph.digests import FileDigests, action_key
+from action_graph.fileutil import atomic_write_bytes
+from action_graph.graph import ActionGraph
+from action_graph.scheduler import Outcome, ScheduleResult
+
+STATE_FILE = "uptodate.pickle"
+_FORMAT = 2
+
+Identity = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+@dataclass
+class _State:
+    """What the last successful build computed, and from what."""
+
+    format: int = _FORMAT
+    # The graph's ActionGraph.token: its actions need not be kept here nor compared field by field.
+    token: str | None = None
+    # primary output -> (the action, or None under a token; the digests of its inputs in `inputs` order; its key)
+    keys: dict[str, tuple[Action | None, tuple[str | None, ...], str]] = field(default_factory=dict)
+    # action key -> (identity of its cache entry file, the entry)
+    entries: dict[str, tuple[Identity, ActionResult]] = field(default_factory=dict)
+
+
+class UpToDate:
+    """The all-cached check of one execution, and what it remembers for the next one."""
+
+    def __init__(self, state_dir: Path, digests: FileDigests, cache: ActionCache) -> None:
+        self.path = state_dir / STATE_FILE
+        self.digests = digests
+        self.cache = cache
+        self.answered = False  # whether check() vouched for the build (then there is nothing new to remember)
+        self._learned = False  # whether check() computed what the state did not know
+
+    def check(self, graph: ActionGraph, started: float) -> ScheduleResult | None:
+        """Cached outcomes for every action of `graph`, or None if any action might need work."""
+        state = self._load()
+        if state is None:
+            return None
+        actions = graph.actions
+        digest = _memoized(self.digests.digest)
+        fresh = _State(token=graph.token)  # what this check found out, for the next one
+        self._learned = False
+        results = []
+        try:
+            inputs = {path: digest(path) for path in dict.fromkeys(chain.from_iterable(a.inputs for a in actions))}
+            same_actions = state.token is not None and state.token == graph.token
+            for action in actions:
+                result = self._cached_result(action, state, fresh, same_actions, inputs, digest)
+                if result is None:
+                    return None
+                results.append((action, result))
+        except OSError:  # a missing input or output: the scheduler reports or repairs it
+            return None
+        self.answered = True
+        if self._learned:  # e.g. a new analysis of the same actions: spare the next check the key computations
+            self._write(fresh)
+        now = time.monotonic() - started
+        outcomes = [Outcome(a, True, cached=True, duration=r.duration, start=now, end=now, slot=1) for a, r in results]
+        return ScheduleResult(outcomes=outcomes)
+
+    def _cached_result(
+        self,
+        action: Action,
+        state: _State,
+        fresh: _State,
+        same_actions: bool,
+        inputs: dict[str, str],
+        digest: Callable[[str], str],
+    ) -> ActionResult | None:
+        digests = tuple(map(inputs.__getitem__, action.inputs))
+        key = _known_key(action, state, same_actions, digests)
+        if key is None:
+            key, self._learned = action_key(action, inputs.__getitem__), True
+        identity, result = self._entry(key, state)
+        if result is None or identity is None:
+            return None
+        for record in result.outputs:
+            if digest(record.path) != record.digest:
+                return None  # execution would restore it from the cache first
+        fresh.keys[action.primary_output] = (None if fresh.token else action, digests, key)
+        fresh.entries[key] = (identity, result)
+        return result
+
+    def _entry(self, key: str, state: _State) -> tuple[Identity | None, ActionResult | None]:
+        """ActionCache.lookup(key), answered from the state when the entry file is the one seen last time;
+        with the entry file's identity."""
+        identity = _identity(self.cache.entry_file(key))
+        known = state.entries.get(key)
+        if known is not None and identity == known[0]:
+            result = known[1]
+            return identity, result if all(self.cache.has_blob(o.digest) for o in result.outputs) else None
+        self._learned = True
+        return identity, self.cache.lookup(key)
+
+    def remember(self, graph: ActionGraph, result: ScheduleResult) -> None:
+        """After a build in which every action succeeded: record keys and entries for the next check."""
+        if self.answered or result.failures or result.skipped:
+            return
+        self.digests.learn(self.cache.stored_digests())  # outputs hashed when stored are not hashed again
+        digest = _memoized(self.digests.digest)
+        state = _State(token=graph.token)
+        for action in graph.actions:
+            self._remember_action(action, state, digest)
+        self._write(state)
+
+    def _write(self, state: _State) -> None:
+        with contextlib.suppress(OSError):  # only a later build's speed depends on it
+            atomic_write_bytes(self.path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _remember_action(self, action: Action, state: _State, digest: Callable[[str], str]) -> None:
+        try:
+            digests = tuple(digest(path) for path in action.inputs)
+            key = action_key(action, digest)
+        except OSError:
+            return  # an input vanished after the build used it: the next check computes afresh
+        identity = _identity(self.cache.entry_file(key))
+        entry = self.cache.lookup(key)
+        if identity is not None and entry is not None:
+            state.keys[action.primary_output] = (None if state.token else action, digests, key)
+            state.entries[key] = (identity, entry)
+
+    def _load(self) -> _State | None:
+        try:
+            with open(self.path, "rb") as handle:
+                state = pickle.load(handle)
+        except Exception:  # missing, truncated or from another version: no shortcut, never a wrong answer
+            return None
+        return state if isinstance(state, _State) and state.format == _FORMAT else None
+
+
+def _known_key(action: Action, state: _State, same_actions: bool, digests: tuple[str, ...]) -> str | None:
+    """The key the last build computed, if the action and every input digest are the same now."""
+    known = state.keys.get(action.primary_output)
+    if known is None:
+        return None
+    stored, known_digests, key = known
+    if not (same_actions if stored is None else stored == action):
+        return None
+    return key if digests == known_digests else None
+
+
+def _memoized(function: Callable[[str], str]) -> Callable[[str], str]:
+    """One digest per path for the whole check: a file is read (statted) once, not once per action."""
+    memo: dict[str, str] = {}
+
+    def digest(path: str) -> str:
+        value = memo.get(path)
+        if value is None:
+            value = memo[path] = function(path)
+        return value
+
+    return digest
+
+
+def _identity(path: str) -> Identity | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
