@@ -34,17 +34,31 @@ class ActionCache:
         self.root = root
         self.blobs = root / "cas"
         self.entries = root / "ac"
+        self._entries_dir, self._blobs_dir = str(self.entries), str(self.blobs)
+        self._stored: dict[str, tuple[int, int, int, int, str]] = {}
 
     def _blob_path(self, digest: str) -> Path:
         return self.blobs / digest[:2] / digest
 
-    def _entry_path(self, key: str) -> Path:
+    def entry_path(self, key: str) -> Path:
         return self.entries / key[:2] / f"{key}.json"
+
+    def entry_file(self, key: str) -> str:
+        """entry_path as a string, without pathlib (a no-op build checks thousands)."""
+        return f"{self._entries_dir}/{key[:2]}/{key}.json"
+
+    def has_blob(self, digest: str) -> bool:
+        return os.path.isfile(f"{self._blobs_dir}/{digest[:2]}/{digest}")
+
+    def stored_digests(self) -> dict[str, tuple[int, int, int, int, str]]:
+        """Files store_file hashed in this process: path -> (size, mtime_ns, ctime_ns, inode, digest),
+        each taken while the file kept one identity, so FileDigests can trust them without hashing again."""
+        return dict(self._stored)
 
     def lookup(self, key: str) -> ActionResult | None:
         """The recorded result, if every blob it names is still in the store."""
         try:
-            data = json.loads(self._entry_path(key).read_text(encoding="utf-8"))
+            data = json.loads(self.entry_path(key).read_text(encoding="utf-8"))
             result = ActionResult(
                 outputs=tuple(OutputRecord(**o) for o in data["outputs"]),
                 duration=data["duration"],
@@ -52,23 +66,28 @@ class ActionCache:
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if not all(self._blob_path(o.digest).is_file() for o in result.outputs):
+        if not all(self.has_blob(o.digest) for o in result.outputs):
             return None
         return result
 
     def store_file(self, path: Path) -> str:
         """Put a file into the store (as a hard link when possible); return its digest."""
+        before = _identity(path)
         digest = hash_file(str(path))
+        unchanged = before is not None and _identity(path) == before
         blob = self._blob_path(digest)
         if not blob.exists():
             blob.parent.mkdir(parents=True, exist_ok=True)
             temp = blob.with_name(f".{digest}.{os.getpid()}.{id(path)}.tmp")
             _link_or_copy(path, temp)
             os.replace(temp, blob)
+        after = _identity(path)  # linking changed the ctime; size, mtime and inode must not have changed
+        if unchanged and after is not None and before is not None and _same_content(before, after):
+            self._stored[str(path)] = (*after, digest)
         return digest
 
     def record(self, key: str, result: ActionResult) -> None:
-        path = self._entry_path(key)
+        path = self.entry_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -87,6 +106,19 @@ class ActionCache:
         _link_or_copy(blob, temp)
         os.replace(temp, destination)
         return True
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+
+
+def _same_content(before: tuple[int, int, int, int], after: tuple[int, int, int, int]) -> bool:
+    size, mtime, _, inode = before
+    return after[0] == size and after[1] == mtime and after[3] == inode
 
 
 def _link_or_copy(source: Path, destination: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import threading
 from collections.abc import Callable
+from stat import S_ISDIR
 
 from action_graph.action import Action
 
@@ -21,23 +22,26 @@ class FileDigests:
         self._cache: dict[str, tuple] = {}  # path -> (size, mtime_ns, ctime_ns, inode, digest)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._loaded_from: str | None = None
+        self._changed = False  # since load(): save() to the same file can then be skipped
 
     def digest(self, path: str) -> str:
         full = os.path.join(self.root, path)
-        if os.path.isdir(full):
+        stat = os.stat(full)  # one stat serves both the directory test and the identity
+        if S_ISDIR(stat.st_mode):
             return self._tree_digest(path)
-        stat = os.stat(full)
         # ctime and inode too, as Bazel: an edit that keeps size and restores mtime still changes ctime.
-        identity = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+        identity = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
         cached = self._cache.get(path)
-        if cached and list(cached[:4]) == identity:
+        if cached and tuple(cached[:4]) == identity:
             return cached[4]
         with self._hashing(path):
             cached = self._cache.get(path)  # another thread may have just hashed it
-            if cached and list(cached[:4]) == identity:
+            if cached and tuple(cached[:4]) == identity:
                 return cached[4]
             digest = hash_file(full)
             self._cache[path] = (*identity, digest)
+            self._changed = True
         return digest
 
     def _hashing(self, path: str) -> threading.Lock:
@@ -51,15 +55,32 @@ class FileDigests:
         entries = [(name, self.digest(os.path.join(path, name))) for name in names]
         return hashlib.sha256(json.dumps(entries).encode("utf-8")).hexdigest()
 
+    def learn(self, known: dict[str, tuple[int, int, int, int, str]]) -> None:
+        """Take digests computed elsewhere (the action cache hashes every output it stores), keyed by
+        absolute path: an output of a build is then not hashed again by the next one."""
+        prefix = os.path.join(os.path.abspath(self.root), "")
+        for path, entry in known.items():
+            relative = path[len(prefix) :]
+            if path.startswith(prefix) and self._cache.get(relative) != entry:
+                self._cache[relative] = entry
+                self._changed = True
+
     def load(self, path: str) -> None:
         """Take over digests remembered by an earlier build (stale ones are detected by size and mtime)."""
+        had_entries = bool(self._cache)
         try:
             with open(path, encoding="utf-8") as handle:
                 self._cache.update({k: tuple(v) for k, v in json.load(handle).items()})
         except (OSError, ValueError):
-            pass
+            return
+        if had_entries:
+            self._changed = True  # the cache is no longer just this file's content
+        else:
+            self._loaded_from = path
 
     def save(self, path: str) -> None:
+        if path == self._loaded_from and not self._changed and os.path.exists(path):
+            return  # the file holds exactly what was loaded from it
         temp = f"{path}.{os.getpid()}.tmp"
         with open(temp, "w", encoding="utf-8") as handle:
             json.dump(self._cache, handle)

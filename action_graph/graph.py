@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from action_graph.action import Action
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 class OutputConflictError(ValueError):
@@ -15,14 +17,42 @@ class OutputConflictError(ValueError):
 
 
 class ActionGraph:
-    """Nodes are primary output paths (one per action); an edge u -> v means v reads an output of u."""
+    """Nodes are primary output paths (one per action); an edge u -> v means v reads an output of u.
+
+    The graph is kept in plain dicts; `graph` is a networkx view of it, made when first asked for.
+    A no-op build (every action cached) then never pays for building networkx graphs of its actions.
+    """
 
     def __init__(self, actions: Iterable[Action] = ()) -> None:
-        self.graph = nx.DiGraph()
+        self._actions: dict[str, Action] = {}  # primary output -> action, in the order added
+        self._succ: dict[str, dict[str, None]] = {}
+        self._pred: dict[str, dict[str, None]] = {}
+        self._nx: nx.DiGraph | None = None
+        # Names this exact set of actions where the load cache keeps it (every copy has the same token):
+        # UpToDate trusts an action of a graph with its token without comparing it field by field.
+        self.token: str | None = None
         self._producers: dict[str, Action] = {}
         self._directories: dict[str, str] = {}  # every parent directory of an output -> one such output
         for action in actions:
             self.add(action)
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The graph as networkx sees it: node attribute "action", edges in the order they were added."""
+        if self._nx is None:
+            import networkx
+
+            graph = networkx.DiGraph()
+            graph.add_nodes_from((node, {"action": action}) for node, action in self._actions.items())
+            graph.add_edges_from((u, v) for v, preds in self._pred.items() for u in preds)
+            self._nx = graph
+        return self._nx
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_nx": None}  # pickled (the load cache) without the networkx view
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update({"token": None, **state})
 
     def add(self, action: Action) -> None:
         for output in action.outputs:
@@ -32,13 +62,32 @@ class ActionGraph:
                     f"output '{output}' is declared by two actions: {existing.describe()} and {action.describe()}"
                 )
             self._reject_prefix_conflict(output, action)
+        self._add_known(action)
+
+    def _add_known(self, action: Action) -> None:
+        """add() without the conflict checks, for an action of a graph that passed them."""
         for output in action.outputs:
             self._producers[output] = action
             parent = output
             while "/" in parent:
                 parent = parent.rsplit("/", 1)[0]
                 self._directories.setdefault(parent, output)
-        self.graph.add_node(action.primary_output, action=action)
+        node = action.primary_output
+        if node not in self._actions:
+            self._succ[node], self._pred[node] = {}, {}
+        self._actions[node] = action
+        if self._nx is not None:
+            self._nx.add_node(node, action=action)
+
+    def _add_edges(self, edges: Iterable[tuple[str, str]]) -> None:
+        added = []
+        for u, v in edges:
+            if v not in self._succ[u]:
+                self._succ[u][v] = None
+                self._pred[v][u] = None
+                added.append((u, v))
+        if self._nx is not None:
+            self._nx.add_edges_from(added)
 
     def _reject_prefix_conflict(self, output: str, action: Action) -> None:
         """A file cannot also be a directory holding another output (Bazel's output prefix conflict)."""
@@ -56,45 +105,82 @@ class ActionGraph:
 
     def link(self) -> None:
         """Add the edges once all actions are known (inputs may be produced by later actions)."""
-        for _, data in self.graph.nodes(data=True):
-            action: Action = data["action"]
+        producers = {path: action.primary_output for path, action in self._producers.items()}
+        edges: dict[tuple[str, str], None] = {}  # in input order, each once
+        for node, action in self._actions.items():
             for path in action.inputs:
-                producer = self._producers.get(path)
+                producer = producers.get(path)
                 if producer is not None:
-                    self.graph.add_edge(producer.primary_output, action.primary_output)
+                    edges[producer, node] = None
+        self._add_edges(edges)
 
     @property
     def actions(self) -> list[Action]:
-        return [data["action"] for _, data in self.graph.nodes(data=True)]
+        return list(self._actions.values())
+
+    def edges(self) -> list[tuple[str, str]]:
+        """list(self.graph.edges), without making the networkx graph."""
+        return [(u, v) for u, successors in self._succ.items() for v in successors]
 
     def producer(self, path: str) -> Action | None:
         return self._producers.get(path)
 
     def dependencies(self, action: Action) -> list[Action]:
-        return [self.graph.nodes[p]["action"] for p in self.graph.predecessors(action.primary_output)]
+        return [self._actions[p] for p in self._pred[action.primary_output]]
 
     def subgraph_for(self, outputs: Iterable[str]) -> ActionGraph:
-        """Only the actions needed to produce `outputs`."""
-        needed: set[str] = set()
-        for path in outputs:
-            producer = self._producers.get(path)
-            if producer is not None:
-                needed.add(producer.primary_output)
-                needed |= nx.ancestors(self.graph, producer.primary_output)
-        sub = ActionGraph(self.graph.nodes[n]["action"] for n in needed)
-        sub.link()
+        """Only the actions needed to produce `outputs`, in this graph's order, with the edges among them.
+
+        One backward search from all outputs at once; the edges are this graph's, since every producer
+        of a needed action's inputs is needed too (so linking again would find exactly these).
+        """
+        pred = self._pred
+        needed = {p.primary_output for p in map(self._producers.get, outputs) if p is not None}
+        pending = list(needed)
+        while pending:
+            fresh = [u for u in pred[pending.pop()] if u not in needed]
+            needed.update(fresh)
+            pending.extend(fresh)
+        sub = ActionGraph()
+        sub.token = self.token  # its actions are this graph's: same token, same action per output
+        for node, action in self._actions.items():
+            if node in needed:
+                sub._add_known(action)
+        # Copies of this graph's adjacency: all of a needed node's predecessors are needed, successors not.
+        sub._pred = {node: dict(pred[node]) for node in sub._actions}
+        sub._succ = {node: {v: None for v in self._succ[node] if v in needed} for node in sub._actions}
         return sub
 
     def topological_order(self) -> list[Action]:
-        order = nx.lexicographical_topological_sort(self.graph)
-        return [self.graph.nodes[n]["action"] for n in order]
+        import networkx
+
+        order = networkx.lexicographical_topological_sort(self.graph)
+        return [self._actions[n] for n in order]
+
+    def _topological_sort(self) -> list[str]:
+        """Dependencies first (Kahn's algorithm); a cycle raises as networkx's topological_sort does."""
+        waiting = {node: len(preds) for node, preds in self._pred.items()}
+        ready = [node for node, count in waiting.items() if count == 0]
+        order = []
+        while ready:
+            node = ready.pop()
+            order.append(node)
+            for successor in self._succ[node]:
+                waiting[successor] -= 1
+                if waiting[successor] == 0:
+                    ready.append(successor)
+        if len(order) != len(self._actions):
+            import networkx
+
+            raise networkx.NetworkXUnfeasible("Graph contains a cycle or graph changed during iteration")
+        return order
 
     def critical_path(self, cost: Callable[[Action], float]) -> tuple[float, list[Action]]:
         """The longest chain of dependent actions by `cost`, and its total."""
         best: dict[str, tuple[float, str | None]] = {}
-        for node in nx.topological_sort(self.graph):
-            own = cost(self.graph.nodes[node]["action"])
-            before = max(((best[p][0], p) for p in self.graph.predecessors(node)), default=(0.0, None))
+        for node in self._topological_sort():
+            own = cost(self._actions[node])
+            before = max(((best[p][0], p) for p in self._pred[node]), default=(0.0, None))
             best[node] = (before[0] + own, before[1])
         if not best:
             return 0.0, []
@@ -102,16 +188,16 @@ class ActionGraph:
         total = best[node][0]
         path = []
         while node is not None:
-            path.append(self.graph.nodes[node]["action"])
+            path.append(self._actions[node])
             node = best[node][1]
         return total, list(reversed(path))
 
     def remaining_critical_path(self, cost: Callable[[Action], float]) -> Mapping[str, float]:
         """For each action, the longest cost chain from it to the end: the scheduler's priority."""
         remaining: dict[str, float] = {}
-        for node in reversed(list(nx.topological_sort(self.graph))):
-            after = max((remaining[s] for s in self.graph.successors(node)), default=0.0)
-            remaining[node] = cost(self.graph.nodes[node]["action"]) + after
+        for node in reversed(self._topological_sort()):
+            after = max((remaining[s] for s in self._succ[node]), default=0.0)
+            remaining[node] = cost(self._actions[node]) + after
         return remaining
 
     def to_json(self) -> str:
@@ -122,7 +208,7 @@ class ActionGraph:
         lines = ["digraph actions {", "  node [shape=box];"]
         for action in self.topological_order():
             lines.append(f'  "{action.primary_output}" [label="{action.mnemonic}\\n{action.primary_output}"];')
-        for producer, consumer in sorted(self.graph.edges):
+        for producer, consumer in sorted((u, v) for v, preds in self._pred.items() for u in preds):
             lines.append(f'  "{producer}" -> "{consumer}";')
         lines.append("}")
         return "\n".join(lines) + "\n"

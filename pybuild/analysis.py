@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import platform
+import uuid
 from dataclasses import dataclass, field
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from action_graph.action import Action
 from action_graph.graph import ActionGraph, OutputConflictError
 from pybuild.errors import PybuildError
+from pybuild.gc_pause import collector_paused
 from pybuild.labels import Label, parse_label
 from pybuild.packages import Target, starlark_value
 from pybuild.target_graph import TargetGraphLoader
 from pybuild.workspace import OUTPUT_DIR_NAME
+
+if TYPE_CHECKING:  # networkx takes ~0.15 s to import, so the functions that need it import it
+    import networkx as nx
 
 _CPU_NAMES = {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}
 
@@ -63,6 +67,7 @@ class Analysis:
         self.actions = ActionGraph()
         self._current: Target | None = None
         self._resolved_toolchains: dict[Label, Label] = {}
+        self._strings: dict[str, str] = {}
         self.loader.host.add_host_functions(
             {
                 "host_begin_target": self._begin_target,
@@ -71,7 +76,19 @@ class Analysis:
             }
         )
 
+    @collector_paused
     def run(self, labels: list[Label]) -> AnalysisResult:
+        key = self._cache_key(labels)
+        cached = self._from_cache(key)
+        if cached is not None:
+            return cached
+        result = self._analyze(labels)
+        self._store(key, result)
+        return result
+
+    def _analyze(self, labels: list[Label]) -> AnalysisResult:
+        import networkx as nx
+
         graph = self._target_graph(labels)
         order = list(reversed(list(nx.lexicographical_topological_sort(graph, key=str))))
         toolchains = self._toolchains_by_target(graph)
@@ -92,9 +109,43 @@ class Analysis:
             graph,
         )
 
+    # The load cache ----------------------------------------------------------------------------------
+
+    def _cache_key(self, labels: list[Label]) -> str:
+        """Everything analysis depends on besides the packages (which the entry records and checks)."""
+        settings = sorted((str(label), repr(value)) for label, value in self.config.build_settings.items())
+        module = self.workspace.module
+        parts = ("analysis", [str(label) for label in labels], self.config.compilation_mode, self.config.name)
+        return self.loader.load_cache.analysis_key((*parts, settings, module.name, module.registered_toolchains))
+
+    def _from_cache(self, key: str) -> AnalysisResult | None:
+        found = self.loader.load_cache.lookup_analysis(key, self.loader.package_key, self._is_source_file)
+        if found is None:
+            return None
+        result, repositories = found
+        for repo in repositories:
+            self.workspace.link_external_repository(repo)
+        self.actions = result.actions
+        result.config = self.config
+        return result
+
+    def _is_source_file(self, label: Label) -> bool:
+        return not self.loader.target(label).is_rule
+
+    def _store(self, key: str, result: AnalysisResult) -> None:
+        packages = self.loader.loaded_packages()
+        if None in packages.values():
+            return  # a package the cache cannot vouch for (see PackageLoader._build_context)
+        sources = [label for label in result.target_graph if not self.loader.target(label).is_rule]
+        repositories = {label.repo for label in result.target_graph if label.repo}
+        result.actions.token = uuid.uuid4().hex  # this result, wherever it is read again
+        self.loader.load_cache.store_analysis(key, packages, sources, repositories, result)
+
     # The target graph, with toolchains -------------------------------------------------------------
 
     def _target_graph(self, labels: list[Label]) -> nx.DiGraph:
+        import networkx as nx
+
         graph = self.graph_loader.dependency_graph(labels)
         types = {t for label in graph for t in self._toolchain_types(label)}
         if types:
@@ -148,7 +199,7 @@ class Analysis:
             **common,
             "rule_id": rule_class.rule_id,
             "attrs": {"name": label.name, **{k: starlark_value(v) for k, v in target.attrs.items()}},
-            "dep_attrs": {n: a.type for n, a in rule_class.attrs.items() if a.is_dependency and n != "visibility"},
+            "dep_attrs": {n: rule_class.attrs[n].type for n in rule_class.dependency_attributes()},
             "label_parts": {"name": label.name, "package": label.package, "repo": label.repo},
             "package_path": package_path,
             "workspace_root": prefix.rstrip("/"),
@@ -174,18 +225,21 @@ class Analysis:
         if not path.startswith(self.config.bin_dir + "/"):
             raise PybuildError(f"declared output '{path}' is outside the output directory")
 
-    def _register_action(self, spec: dict[str, Any]) -> None:
+    def _register_action(self, spec: str | dict[str, Any]) -> None:
+        if isinstance(spec, str):
+            spec = json.loads(spec)  # analysis.bzl sends the action as one JSON text (faster)
+        assert isinstance(spec, dict)
         owner = str(self._current.label) if self._current else "<unknown>"
-        outputs = tuple(spec["outputs"])
+        outputs = self._interned(spec["outputs"])
         if not outputs:
             raise PybuildError(f"action {spec['mnemonic']} of {owner} declares no outputs")
         message = spec.get("progress_message", "").replace("%{label}", owner).replace("%{output}", outputs[0])
         action = Action(
             mnemonic=spec["mnemonic"],
             owner=owner,
-            argv=tuple(spec["argv"]),
+            argv=self._interned(spec["argv"]),
             outputs=outputs,
-            inputs=tuple(dict.fromkeys(spec["inputs"])),
+            inputs=self._interned(dict.fromkeys(spec["inputs"])),
             env=tuple(sorted((spec.get("env") or {}).items())),
             progress_message=message or f"{spec['mnemonic']} {outputs[0]}",
             execution_requirements=tuple(sorted((spec.get("execution_requirements") or {}).items())),
@@ -197,6 +251,12 @@ class Analysis:
             self.actions.add(action)
         except OutputConflictError as error:
             raise PybuildError(str(error)) from None
+
+    def _interned(self, values: Any) -> tuple[Any, ...]:
+        """One string object per distinct text: the toolchain's ~100 paths are in every rustc action, so
+        this saves memory and makes the pickled analysis (the load cache) small."""
+        strings = self._strings
+        return tuple(strings.setdefault(v, v) if type(v) is str else v for v in values)
 
     def _in_current_target(self, error: PybuildError) -> PybuildError:
         if self._current is None:
@@ -210,10 +270,10 @@ class Analysis:
 def _driver_source(rule_classes: Any) -> str:
     """A module that loads every rule used by the targets and hands them to analysis.bzl."""
     lines = ['load("@pybuild_builtins//:analysis.bzl", "analyze")']
-    names = []
+    entries = []
     for index, rule_class in enumerate(sorted(rule_classes, key=lambda r: r.rule_id)):
         lines.append(f'load("{rule_class.defined_in}", _r{index} = "{rule_class.kind}")')
-        names.append(f"_r{index}")
+        entries.append(f"{rule_class.rule_id}: _r{index}")
     lines.append("def run(targets, config):")
-    lines.append(f"    return analyze([{', '.join(names)}], targets, config)")
+    lines.append(f"    return analyze({{{', '.join(entries)}}}, targets, config)")
     return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ import functools
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 from pybuild.errors import PybuildError
 from pybuild.workspace import BUILD_FILE_NAMES
@@ -23,17 +24,94 @@ def is_package_dir(path: Path | str) -> bool:
     return any(os.path.isfile(os.path.join(path, name)) for name in BUILD_FILE_NAMES)
 
 
-def package_files(package_dir: Path) -> list[str]:
-    """Every file of the package (relative, '/'-separated), skipping subpackages and ignored dirs."""
+def package_files(package_dir: Path | str) -> list[str]:
+    """Every file of the package (relative, '/'-separated), skipping subpackages and ignored dirs.
+
+    Symlinked directories are followed, as Bazel's glob does (the toolchain's sysroot is one).
+    os.scandir and plain strings, not os.walk and pathlib: this runs once per package, and a
+    subdirectory's own listing tells whether it is a subpackage, so that costs no stat either.
+    """
     files: list[str] = []
-    # Symlinked directories are followed, as Bazel's glob does (the toolchain's sysroot is one).
-    for directory, dirnames, filenames in os.walk(package_dir, followlinks=True):
-        current = Path(directory)
-        dirnames[:] = sorted(d for d in dirnames if not is_ignored_dir(d) and not is_package_dir(current / d))
-        relative = current.relative_to(package_dir).as_posix()
-        prefix = "" if relative == "." else relative + "/"
-        files.extend(prefix + name for name in filenames)
+    pending = [(os.fspath(package_dir), "")]
+    while pending:
+        directory, prefix = pending.pop()
+        entries = scan_dir(directory)
+        if prefix and _has_build_file(entries):
+            continue  # a subpackage: its files belong to it
+        for entry in entries:
+            if not entry.is_dir:
+                files.append(prefix + entry.name)
+            elif not is_ignored_dir(entry.name):
+                pending.append((entry.path, f"{prefix}{entry.name}/"))
     return sorted(files)
+
+
+class Entry(NamedTuple):
+    name: str
+    path: str
+    is_dir: bool  # following symlinks; False when the type cannot be read, as os.walk counts it
+    is_link: bool
+
+
+def _has_build_file(entries: list[Entry]) -> bool:
+    return any(entry.name in BUILD_FILE_NAMES and os.path.isfile(entry.path) for entry in entries)
+
+
+def scan_dir(directory: str) -> list[Entry]:
+    """The entries of a directory, typed from the listing itself (no stat); nothing if it is unreadable."""
+    try:
+        with os.scandir(directory) as scan:
+            entries = list(scan)
+    except OSError:
+        return []
+    new = tuple.__new__  # Entry(...) runs a Python-level __new__: this is one per file of the workspace
+    try:
+        return [new(Entry, (e.name, e.path, e.is_dir(), e.is_symlink())) for e in entries]
+    except OSError:
+        return [Entry(e.name, e.path, _is_dir(e), e.is_symlink()) for e in entries]
+
+
+def walk_packages(root: str, base: str, ignored: set[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Every package at or below `base` (depth first, in sorted order), and, from the same listings, the
+    files of each package as package_files would list them.
+
+    Symlinked directories and `ignored` ones (.bazelignore) are not entered; package_files does enter
+    them, so a package holding one gets no listing here (nor one whose subpackage has an odd BUILD file).
+    """
+    found: list[str] = []
+    listings: dict[str, list[str]] = {}
+    incomplete: set[str] = set()
+    pending: list[tuple[str, str | None, str]] = [(base, None, "")]  # directory, its package, path in it
+    while pending:
+        relative, owner, prefix = pending.pop()
+        entries = scan_dir(os.path.join(root, relative))
+        builds = [e for e in entries if e.name in BUILD_FILE_NAMES and not e.is_dir]
+        if builds:
+            if owner is not None and any(e.is_link or not os.path.isfile(e.path) for e in builds):
+                incomplete.add(owner)  # package_files might not see a subpackage here
+            found.append(relative)
+            owner, prefix = relative, ""
+            listings[owner] = []
+        children = []
+        for entry in entries:
+            if not entry.is_dir:
+                if owner is not None:
+                    listings[owner].append(prefix + entry.name)
+            elif not is_ignored_dir(entry.name):
+                child = f"{relative}/{entry.name}" if relative else entry.name
+                if not (entry.is_link or child in ignored):
+                    children.append((child, owner, f"{prefix}{entry.name}/"))
+                elif owner is not None:
+                    incomplete.add(owner)
+        pending.extend(sorted(children, reverse=True))
+    return found, {package: sorted(files) for package, files in listings.items() if package not in incomplete}
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 @functools.lru_cache(maxsize=4096)

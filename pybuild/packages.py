@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import Any
 from pybuild import globbing, visibility
 from pybuild.errors import PybuildError
 from pybuild.labels import Label, parse_label
+from pybuild.load_cache import GlobCall, LoadCache, PackageRecord
 from pybuild.rules import RuleClass, build_rule_class, coerce_attributes
-from pybuild.starlark_host import SourceFile, StarlarkHost, frame_locations
+from pybuild.starlark_host import SourceFile, StarlarkHost, frame_locations, text_digest
 from pybuild.workspace import BUILD_FILE_NAMES, Workspace
 
 SOURCE_FILE = "source file"
@@ -42,10 +44,11 @@ class Target:
         if self.rule_class is None:
             return []
         found: dict[Label, None] = {}
-        for name, attribute in self.rule_class.attrs.items():
-            if not attribute.is_dependency or name == "visibility":
-                continue
-            found.update(dict.fromkeys(_labels_in(self.attrs.get(name))))
+        attrs = self.attrs
+        for name in self.rule_class.dependency_attributes():
+            value = attrs.get(name)
+            if value:
+                found.update(dict.fromkeys(_labels_in(value)))
         return list(found)
 
 
@@ -70,6 +73,8 @@ class Package:
     exported_files: dict[str, Target] = field(default_factory=dict)
     package_called: bool = False
     _files: list[str] | None = None
+    _file_set: frozenset[str] = frozenset()
+    _sources: dict[str, Target] = field(default_factory=dict)  # source-file targets already looked up
 
     @property
     def label(self) -> str:
@@ -77,20 +82,36 @@ class Package:
 
     def files(self) -> list[str]:
         if self._files is None:
-            self._files = globbing.package_files(self.directory)
+            self.set_files(globbing.package_files(self.directory))
+        assert self._files is not None
         return self._files
+
+    def set_files(self, files: list[str]) -> None:
+        """The package's file listing (from package_files, or from a walk that already made it)."""
+        self._files = files
+        self._file_set = frozenset(files)
 
     def target(self, name: str) -> Target:
         if name in self.targets:
             return self.targets[name]
         if name in self.exported_files:
             return self.exported_files[name]
-        if os.path.isfile(os.path.join(self.directory, name)) and not self._in_subpackage(name):
-            return self._source_file(name, [visibility.PRIVATE])
+        if name in self._sources:
+            return self._sources[name]
+        if self._is_source_file(name):
+            self._sources[name] = self._source_file(name, [visibility.PRIVATE])
+            return self._sources[name]
         raise PybuildError(
             f"no such target '{Label(self.repo, self.name, name)}': target '{name}' not declared in "
             f"package '{self.name}' defined by {self.build_file}"
         )
+
+    def _is_source_file(self, name: str) -> bool:
+        # A listed file is one (the listing skips subpackages); anything else, e.g. a file in an ignored
+        # directory, gets the direct check. The listing is not made just for this: it may be large.
+        if name in self._file_set:
+            return True
+        return os.path.isfile(os.path.join(self.directory, name)) and not self._in_subpackage(name)
 
     def _in_subpackage(self, name: str) -> bool:
         """Whether a directory between the package and the file has its own BUILD file (no listing needed)."""
@@ -102,6 +123,42 @@ class Package:
 
     def rule_targets(self) -> list[Target]:
         return [t for t in self.targets.values() if t.is_rule]
+
+    def frozen(self) -> tuple[tuple[Any, ...], list[RuleClass]]:
+        """What the BUILD file declared, as plain data for the load cache, and the rule classes its
+        targets use (the data names them by index). File listings and source targets are left out:
+        they describe the disk, not the BUILD file."""
+        rule_classes: list[RuleClass] = []
+        index: dict[int, int] = {}
+        targets = []
+        for target in self.targets.values():
+            rule_class, attrs = target.rule_class, target.attrs
+            if rule_class is not None:
+                if id(rule_class) not in index:
+                    index[id(rule_class)] = len(rule_classes)
+                    rule_classes.append(rule_class)
+                defaults = rule_class.defaults()
+                # Only what differs from the defaults: thawed() starts from them, as loading does.
+                attrs = {name: value for name, value in attrs.items() if value is not defaults.get(name)}
+            which = None if rule_class is None else index[id(rule_class)]
+            targets.append((target.label, target.kind, target.location, target.visibility, which, attrs))
+        exported = [(t.label, t.kind, t.location, t.visibility) for t in self.exported_files.values()]
+        data = (self.repo, self.name, self.build_file, targets, exported)
+        return (*data, self.default_visibility, self.package_called), rule_classes
+
+    @classmethod
+    def thawed(cls, data: tuple[Any, ...], rule_classes: list[RuleClass], directory: Path) -> Package:
+        """The package frozen() described, its targets using `rule_classes`."""
+        repo, name, build_file, targets, exported, default_visibility, package_called = data
+        package = cls(repo, name, directory, build_file, default_visibility=default_visibility)
+        package.package_called = package_called
+        for label, kind, location, visible_to, which, given in targets:
+            rule_class = None if which is None else rule_classes[which]
+            attrs = given if rule_class is None else {**rule_class.defaults(), **given}
+            package.targets[label.name] = Target(label, kind, location, visible_to, rule_class, attrs)
+        for label, kind, location, visible_to in exported:
+            package.exported_files[label.name] = Target(label, kind, location, visible_to)
+        return package
 
 
 class PackageLoader:
@@ -115,6 +172,12 @@ class PackageLoader:
         self._current: Package | None = None
         self._ids = itertools.count(1)
         self.host = StarlarkHost(workspace, self._host_functions())
+        self.load_cache = LoadCache(workspace, lambda: next(self._ids))
+        # Per package, the load cache's key of what its evaluation depended on (None: not cacheable).
+        self._record_keys: dict[tuple[str, str], str | None] = {}
+        self._globs: list[GlobCall] = []  # glob() calls of the BUILD file being evaluated
+        self._listings: dict[tuple[str, str], list[str]] = {}  # see offer_listings
+        self._cacheable = True
 
     def _host_functions(self) -> dict[str, Any]:
         return {
@@ -141,35 +204,78 @@ class PackageLoader:
     def build_file(self, repo: str, name: str) -> Path | None:
         if not name and repo in self.workspace.build_files:
             return self.workspace.build_files[repo]
-        directory = self.package_dir(repo, name)
-        return next((directory / n for n in BUILD_FILE_NAMES if (directory / n).is_file()), None)
+        directory = os.path.join(self.workspace.repository_root(repo), name)  # os.path: once per package
+        found = next((n for n in BUILD_FILE_NAMES if os.path.isfile(os.path.join(directory, n))), None)
+        return None if found is None else self.package_dir(repo, name) / found
 
     def package(self, repo: str, name: str) -> Package:
         key = (repo, name)
         if key not in self._packages:
-            self._packages[key] = self._evaluate_package(repo, name)
+            self._packages[key] = self._load_package(repo, name)
         return self._packages[key]
+
+    def package_key(self, repo: str, name: str) -> str | None:
+        """The load cache's key of the package (loading it first); None if it cannot be cached."""
+        self.package(repo, name)
+        return self._record_keys.get((repo, name))
+
+    def loaded_packages(self) -> dict[tuple[str, str], str | None]:
+        """Every package loaded so far, with its load cache key."""
+        return {key: self._record_keys.get(key) for key in self._packages}
 
     def target(self, label: Label) -> Target:
         return self.package(label.repo, label.package).target(label.name)
 
-    def _evaluate_package(self, repo: str, name: str) -> Package:
+    def offer_listings(self, repo: str, listings: dict[str, list[str]]) -> None:
+        """File listings of packages not loaded yet, made by a walk of the workspace (find_packages)."""
+        for name, files in listings.items():
+            if (repo, name) not in self._packages:
+                self._listings[repo, name] = files
+
+    def _load_package(self, repo: str, name: str) -> Package:
+        """From the load cache when nothing the BUILD file's evaluation saw has changed, else evaluated."""
         path = self.build_file(repo, name)
         if path is None:
             shown = str(Label(repo, name, "x")).rsplit(":", 1)[0]
             raise PybuildError(f"no such package '{shown}': BUILD file not found in {self.package_dir(repo, name)}")
+        text = _read_text(path)  # None: unreadable, which evaluation reports
+        directory = self.package_dir(repo, name)
+        listing = _Listing(directory, self._listings.pop((repo, name), None))
+        if text is not None:
+            record = self.load_cache.lookup_package(repo, name, path, text, self._bzl_path, listing.files)
+            package = _thawed(record, directory) if record is not None else None
+            if record is not None and package is not None:
+                self._record_keys[repo, name] = record.key
+                return listing.give_to(package)
+        return self._evaluate_package(repo, name, path, text, listing)
+
+    def _evaluate_package(self, repo: str, name: str, path: Path, text: str | None, listing: _Listing) -> Package:
         display = self.workspace.display_path(path)
-        package = Package(repo, name, self.package_dir(repo, name), display)
-        self._current = package
+        package = listing.give_to(Package(repo, name, listing.directory, display))  # glob() may use it
+        build_label = Label(repo, name, path.name)
+        self._current, self._globs, self._cacheable = package, [], text is not None
         try:
-            self.host.eval_build_file(SourceFile(path, display, Label(repo, name, path.name)))
+            self.host.eval_build_file(SourceFile(path, display, build_label), text)
         finally:
             self._current = None
+        if self._cacheable and text is not None:
+            bzl_files = tuple(self.host.loaded_bzl_files(build_label))
+            frozen, rule_classes = package.frozen()
+            record = PackageRecord(str(path), text_digest(text), bzl_files, tuple(self._globs), frozen, rule_classes)
+            self.load_cache.store_package(repo, name, record)
+            self._record_keys[repo, name] = record.key
         return package
+
+    def _bzl_path(self, label: Label) -> Path:
+        return self.workspace.repository_root(label.repo) / label.package / label.name
 
     def _build_context(self, function: str) -> Package:
         if self._current is None:
             raise PybuildError(f"{function}() can only be used while evaluating a BUILD file")
+        if self.host.loading_bzl:
+            # A .bzl file's top level saw this package: the module (shared by later packages) depends on
+            # which package loaded it first, which the load cache cannot key on.
+            self._cacheable = False
         return self._current
 
     # Rules and providers --------------------------------------------------------------------------
@@ -201,7 +307,9 @@ class PackageLoader:
     def _export_provider(self, key: int, name: str) -> None:
         self.provider_names.setdefault(key, name)
 
-    def _instantiate(self, rule_id: int, name: Any, kwargs: dict[str, Any], call_stack: str) -> None:
+    def _instantiate(self, rule_id: int, name: Any, kwargs: str | dict[str, Any], call_stack: str) -> None:
+        if isinstance(kwargs, str):
+            kwargs = json.loads(kwargs)  # the prelude sends attribute values as one JSON text (faster)
         package = self._build_context("a rule")
         rule_class = self.rule_classes[rule_id]
         location = frame_locations(call_stack)[0]
@@ -243,7 +351,9 @@ class PackageLoader:
         for argument, value in (("include", include), ("exclude", exclude or [])):
             if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
                 raise PybuildError(f"glob(): '{argument}' must be a list of strings, got {value!r}")
-        return globbing.glob(package.files(), include, exclude or [], bool(allow_empty))
+        result = globbing.glob(package.files(), include, exclude or [], bool(allow_empty))
+        self._globs.append((tuple(include), tuple(exclude or []), bool(allow_empty), tuple(result)))
+        return result
 
     def _package(self, default_visibility: list[str] | None = None, **kwargs: Any) -> None:
         package = self._build_context("package")
@@ -271,6 +381,38 @@ class PackageLoader:
             name: {"name": name, "kind": t.kind, **{k: starlark_value(v) for k, v in t.attrs.items()}}
             for name, t in package.targets.items()
         }
+
+
+class _Listing:
+    """A package's file listing, made at most once whether the load cache or glob() asks first."""
+
+    def __init__(self, directory: Path, files: list[str] | None) -> None:
+        self.directory = directory
+        self._files = files  # from a walk of the workspace, when there was one
+
+    def files(self) -> list[str]:
+        if self._files is None:
+            self._files = globbing.package_files(self.directory)
+        return self._files
+
+    def give_to(self, package: Package) -> Package:
+        if self._files is not None and package._files is None:
+            package.set_files(self._files)
+        return package
+
+
+def _thawed(record: PackageRecord, directory: Path) -> Package | None:
+    try:
+        return Package.thawed(record.package, record.rule_classes, directory)
+    except Exception:  # an entry of the right version but damaged: evaluate the BUILD file instead
+        return None
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def starlark_value(value: Any) -> Any:

@@ -23,11 +23,12 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from pybuild.errors import PybuildError
+
+if TYPE_CHECKING:  # networkx takes ~0.15 s to import, so the functions that need it import it
+    import networkx as nx
 
 Target: TypeAlias = Any  # opaque: hashable, str() is the label
 Targets: TypeAlias = set[Any]
@@ -47,12 +48,22 @@ class QueryEnvironment(Protocol):
     def attribute(self, target: Target, name: str) -> object | None: ...
 
 
-@dataclass
 class QueryResult:
-    """Result targets (sorted by label, except somepath: path order) and their induced graph."""
+    """Result targets (sorted by label, except somepath: path order) and their induced graph.
 
-    targets: list[Target]
-    graph: nx.DiGraph
+    `graph` may be given as a function that makes it: --output=label and label_kind never ask for it,
+    and for `//...` of a large workspace it is a graph of every target.
+    """
+
+    def __init__(self, targets: list[Target], graph: nx.DiGraph | Callable[[], nx.DiGraph]) -> None:
+        self.targets = targets
+        self._graph = graph
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        if callable(self._graph):
+            self._graph = self._graph()
+        return self._graph
 
 
 # ----------------------------------------------------------------------------- lexer
@@ -299,6 +310,8 @@ class _Evaluator:
     """Evaluates a syntax tree to sets of targets, loading dependency graphs on demand."""
 
     def __init__(self, query: str, env: QueryEnvironment) -> None:
+        import networkx as nx
+
         self._query = query
         self._env = env
         self._graph = nx.DiGraph()
@@ -327,12 +340,17 @@ class _Evaluator:
 
     def load(self, roots: Iterable[Target]) -> nx.DiGraph:
         """The merged graph, guaranteed to contain the transitive closure of `roots`."""
+        import networkx as nx
+
         missing = set(roots) - self._complete
         if missing:
             fetched = self._env.dependency_graph(sorted(missing, key=str))
+            if self._graph.number_of_nodes() == 0 and not nx.is_frozen(fetched):
+                self._graph = fetched  # the first closure: take it rather than copy it (60k edges for //...)
+            else:
+                self._graph.add_nodes_from(fetched.nodes)
+                self._graph.add_edges_from(fetched.edges)
             self._graph.add_nodes_from(missing)  # a root with no deps may be absent from the edges
-            self._graph.add_nodes_from(fetched.nodes)
-            self._graph.add_edges_from(fetched.edges)
             self._complete |= missing | set(fetched.nodes)
         return self._graph
 
@@ -403,6 +421,8 @@ class _Evaluator:
             ) from None
 
     def induced_graph(self, targets: list[Target]) -> nx.DiGraph:
+        import networkx as nx
+
         graph = self.load(targets)
         members = set(targets)
         result = nx.DiGraph()
@@ -485,7 +505,8 @@ def evaluate(expression: str, env: QueryEnvironment) -> QueryResult:
     tree = _Parser(expression).parse()
     evaluator = _Evaluator(expression, env)
     targets = evaluator.ordered(tree, {})
-    return QueryResult(targets, evaluator.induced_graph(targets))
+    evaluator.load(targets)  # now, not when the graph is first used: loading errors belong to evaluation
+    return QueryResult(targets, lambda: evaluator.induced_graph(targets))
 
 
 # ----------------------------------------------------------------------------- output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,19 @@ _TEST_ATTRS: dict[str, dict[str, Any]] = {
 LABEL_TYPES = ("label", "label_list", "label_keyed_string_dict")
 
 
+class _Missing:
+    """The default of a mandatory attribute: there is none."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"  # unpickles as the one MISSING, so `is MISSING` holds for cached rule classes
+
+
+MISSING: Any = _Missing()
+
+
 @dataclass
 class Attribute:
     """One attribute of a rule class, as declared with attr.<type>(...)."""
@@ -86,9 +100,49 @@ class RuleClass:
     build_setting: str | None = None  # "bool", "string" or "int" for build setting rules
     kind: str | None = None
 
+    _defaults: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _without_default: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+    _dependencies: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    # Digest of what rule() was given: with `kind`, it names the rule across processes (the load cache).
+    signature: str = field(default="", repr=False, compare=False)
+
     @property
     def description(self) -> str:
         return f"{self.kind or '<unexported rule>'} rule"
+
+    @property
+    def cache_key(self) -> str:
+        return hashlib.sha256(f"{self.signature}\0{self.kind}".encode()).hexdigest()
+
+    def defaults(self) -> dict[str, Any]:
+        """Every attribute in declaration order with its default (labels resolved), computed once.
+
+        Attributes without a usable default hold MISSING. Targets share these values, as they already shared the
+        schema's own default lists: attribute values are never mutated after loading.
+        """
+        if self._defaults is None:
+            self._defaults = {name: self._default_or_missing(attribute) for name, attribute in self.attrs.items()}
+            self._without_default = tuple(name for name, value in self._defaults.items() if value is MISSING)
+        return self._defaults
+
+    def dependency_attributes(self) -> tuple[str, ...]:
+        """Names of the label attributes that are dependency edges, in declaration order."""
+        if self._dependencies is None:
+            self._dependencies = tuple(n for n, a in self.attrs.items() if a.is_dependency and n != "visibility")
+        return self._dependencies
+
+    def without_default(self) -> tuple[str, ...]:
+        """Attributes a target must set: mandatory ones, and those whose default label is invalid."""
+        self.defaults()
+        return self._without_default
+
+    def _default_or_missing(self, attribute: Attribute) -> Any:
+        if attribute.mandatory:
+            return MISSING
+        try:
+            return _default(attribute, self.resolve_default)
+        except Exception:  # any failure is reported (by _coerce_all) only to targets that leave it unset
+            return MISSING
 
     def resolve_default(self, text: str) -> Label:
         """Default labels are written in the .bzl file, so they resolve against its repository."""
@@ -112,7 +166,9 @@ def build_rule_class(
     if build_setting:
         # Bazel gives build setting rules this attribute: the value when the command line sets none.
         declared["build_setting_default"] = {"type": build_setting, "mandatory": True}
+    given = (implementation, str(defined_in), declared, executable, test, toolchain_types, build_setting)
     return RuleClass(
+        signature=hashlib.sha256(repr(given).encode("utf-8", "surrogatepass")).hexdigest(),
         rule_id=rule_id,
         implementation=implementation,
         defined_in=defined_in,
@@ -134,6 +190,43 @@ def coerce_attributes(
 
     Raises PybuildError with a message naming the target and attribute (the caller adds the location).
     """
+    result = _coerce_given(rule_class, values, resolve)
+    if result is None:
+        # Something is wrong: the full check finds the same first error, in attribute order, as always.
+        return _coerce_all(rule_class, target, values, resolve)
+    return result
+
+
+def _coerce_given(
+    rule_class: RuleClass, values: dict[str, Any], resolve: Callable[[str], Label]
+) -> dict[str, Any] | None:
+    """The fast path: start from the precomputed defaults and coerce only what the BUILD file set.
+
+    Returns None on any problem, so that _coerce_all reports it exactly as before.
+    """
+    attrs = rule_class.attrs
+    result = dict(rule_class.defaults())
+    try:
+        for name, value in values.items():
+            attribute = attrs.get(name)
+            if attribute is None or name.startswith("_"):
+                return None
+            if value is not None:
+                result[name] = _coerce(attribute, value, resolve, "")
+    except Exception:  # whatever it is, _coerce_all raises it again in the order users always saw
+        return None
+    if any(result[name] is MISSING for name in rule_class.without_default()):
+        return None
+    return result
+
+
+def _coerce_all(
+    rule_class: RuleClass,
+    target: str,
+    values: dict[str, Any],
+    resolve: Callable[[str], Label],
+) -> dict[str, Any]:
+    """Every attribute in declaration order, reporting the first problem."""
     for name in values:
         if name not in rule_class.attrs:
             raise PybuildError(f"{rule_class.description} {target}: no such attribute '{name}'")

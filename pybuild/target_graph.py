@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from pybuild import globbing, visibility
 from pybuild.errors import PybuildError
+from pybuild.gc_pause import collector_paused
 from pybuild.labels import Label, TargetPattern, parse_target_pattern
 from pybuild.packages import SOURCE_FILE, PackageLoader, Target
-from pybuild.workspace import BUILD_FILE_NAMES
+
+if TYPE_CHECKING:  # networkx takes ~0.15 s to import, so the functions that need it import it
+    import networkx as nx
 
 
 class TargetGraphLoader:
@@ -24,6 +25,7 @@ class TargetGraphLoader:
 
     # Patterns -------------------------------------------------------------------------------------
 
+    @collector_paused
     def resolve_patterns(self, texts: Iterable[str]) -> list[Label]:
         """Labels of `texts` in order; negative patterns (-//x:y) subtract what came before."""
         result: dict[Label, None] = {}
@@ -77,35 +79,40 @@ class TargetGraphLoader:
         return [*rules, *sources, *package.exported_files.values()]
 
     def find_packages(self, repo: str, base: str) -> list[str]:
-        """Every package at or below `base`, skipping ignored directories and .bazelignore entries."""
+        """Every package at or below `base`, skipping ignored directories and .bazelignore entries.
+
+        Depth first in sorted order; symlinked directories are not entered. The walk lists every
+        directory anyway, so it hands the packages' file listings to the loader (globs need them).
+        """
         root = self.loader.workspace.repository_root(repo)
-        ignored = _bazelignore(root)
-        found = []
-        for directory, dirnames, filenames in os.walk(root / base):
-            relative = Path(directory).relative_to(root).as_posix()
-            relative = "" if relative == "." else relative
-            dirnames[:] = sorted(
-                d for d in dirnames if not globbing.is_ignored_dir(d) and _join(relative, d) not in ignored
-            )
-            if any(name in filenames for name in BUILD_FILE_NAMES):
-                found.append(relative)
+        found, listings = globbing.walk_packages(str(root), base, _bazelignore(root))
+        self.loader.offer_listings(repo, listings)
         return found
 
     # Dependencies ---------------------------------------------------------------------------------
 
+    @collector_paused
     def dependency_graph(self, roots: Iterable[Label]) -> nx.DiGraph:
         """The transitive closure of `roots`; an edge u -> v means u depends on v. Cycles are errors."""
-        graph = nx.DiGraph()
+        import networkx as nx
+
+        roots = list(roots)
         pending = list(roots)
-        graph.add_nodes_from(pending)
+        nodes = dict.fromkeys(roots)
+        edges: list[tuple[Label, Label]] = []  # in discovery order, so the graph's order is as it always was
         while pending:
             label = pending.pop()
             for dependency in self.loader.target(label).dependency_labels:
-                if dependency not in graph:
+                if dependency not in nodes:
                     self._load_dependency(dependency, label)
+                    nodes[dependency] = None
                     pending.append(dependency)
-                graph.add_edge(label, dependency)
-        _reject_cycles(graph)
+                edges.append((label, dependency))
+        graph = nx.DiGraph()
+        graph.add_nodes_from(roots)
+        graph.add_edges_from(edges)
+        if not _is_acyclic(nodes, edges):
+            _reject_cycles(graph)
         return graph
 
     def _load_dependency(self, dependency: Label, consumer: Label) -> None:
@@ -131,10 +138,6 @@ class TargetGraphLoader:
                 )
 
 
-def _join(parent: str, child: str) -> str:
-    return f"{parent}/{child}" if parent else child
-
-
 def _bazelignore(root: Path) -> set[str]:
     path = root / ".bazelignore"
     if not path.is_file():
@@ -143,7 +146,27 @@ def _bazelignore(root: Path) -> set[str]:
     return {line for line in lines if line and not line.startswith("#")}
 
 
+def _is_acyclic(nodes: Iterable[Label], edges: list[tuple[Label, Label]]) -> bool:
+    """Kahn's algorithm over plain dicts: networkx's DAG test costs more than building the graph."""
+    successors: dict[Label, list[Label]] = {node: [] for node in nodes}
+    waiting = dict.fromkeys(successors, 0)
+    for u, v in dict.fromkeys(edges):
+        successors[u].append(v)
+        waiting[v] += 1
+    ready = [node for node, count in waiting.items() if count == 0]
+    done = 0
+    while ready:
+        done += 1
+        for successor in successors[ready.pop()]:
+            waiting[successor] -= 1
+            if waiting[successor] == 0:
+                ready.append(successor)
+    return done == len(successors)
+
+
 def _reject_cycles(graph: nx.DiGraph) -> None:
+    import networkx as nx
+
     if nx.is_directed_acyclic_graph(graph):  # fast; find_cycle only to name the culprit
         return
     cycle = nx.find_cycle(graph)
@@ -160,6 +183,7 @@ class LoadingQueryEnvironment:
     def resolve_pattern(self, pattern: str) -> set[Label]:
         return set(self.graph_loader.resolve_patterns([pattern]))
 
+    @collector_paused
     def dependency_graph(self, roots: Iterable[Label]) -> nx.DiGraph:
         return self.graph_loader.dependency_graph(roots)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
-import jinja2
 
 from action_graph.fileutil import atomic_symlink, atomic_write_text
 from pybuild.errors import PybuildError
@@ -79,13 +79,32 @@ def _library_files(sysroot: Path) -> list[str]:
 
 
 def write_repository(directory: Path) -> Path:
-    """Create or refresh the @local_rust repository in `directory`; unchanged files are not rewritten."""
-    rustc = detect()
+    """Create or refresh the @local_rust repository in `directory`; unchanged files are not rewritten.
+
+    Detection runs rustc twice (through the rustup proxy, ~0.1 s): its result and the BUILD file made from
+    it are kept next to the repository and reused while nothing that decides them has changed.
+    """
+    record = directory.parent / f".{directory.name}.detected.json"
+    rustc_path = find_rustc()
+    found = _recorded(record, rustc_path)
+    if found is None:
+        rustc = detect()
+        found = rustc, _build_file(rustc)
+        _record(record, rustc_path, *found)
+    rustc, text = found
     directory.mkdir(parents=True, exist_ok=True)
     # The repository sees the real sysroot (never a rustup proxy) at a path relative to the exec root.
     atomic_symlink(rustc.sysroot, directory / "sysroot")
+    atomic_write_text(directory / "BUILD.bazel", text)
+    atomic_write_text(directory / "MODULE.bazel", 'module(name = "local_rust")\n')
+    return directory
+
+
+def _build_file(rustc: LocalRustc) -> str:
+    import jinja2  # only when detection ran: a recorded BUILD file needs no template
+
     template = jinja2.Template(_TEMPLATE.read_text(encoding="utf-8"), keep_trailing_newline=True)
-    text = template.render(
+    return template.render(
         rustc_path=rustc.rustc_path,
         sysroot=rustc.sysroot,
         host=rustc.host,
@@ -93,6 +112,76 @@ def write_repository(directory: Path) -> Path:
         release=rustc.release,
         rustc_lib=_library_files(rustc.sysroot),
     )
-    atomic_write_text(directory / "BUILD.bazel", text)
-    atomic_write_text(directory / "MODULE.bazel", 'module(name = "local_rust")\n')
-    return directory
+
+
+# The detection record -----------------------------------------------------------------------------
+
+_RECORD_FORMAT = 1
+# Variables that choose the rustc a rustup proxy runs, or where rustup keeps its settings. PATH is not
+# one: it only decides which rustc is found, and that rustc (path and identity) is part of the record.
+_VARIABLES = ("RUSTC", "HOME", "CARGO_HOME")
+_OVERRIDE_FILES = ("rust-toolchain", "rust-toolchain.toml")
+
+
+def _recorded(record: Path, rustc_path: Path) -> tuple[LocalRustc, str] | None:
+    """The recorded detection, if rustc, its environment and the toolchain's files are as they were."""
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+        if data["format"] != _RECORD_FORMAT or data["situation"] != _situation(rustc_path):
+            return None
+        fields = data["rustc"]
+        sysroot = Path(fields["sysroot"])
+        if data["toolchain"] != _toolchain_files(sysroot):
+            return None
+        rustc = LocalRustc(Path(fields["rustc_path"]), sysroot, fields["host"], fields["release"], fields["commit"])
+        return rustc, str(data["build_file"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no record, or a damaged one: detect again
+
+
+def _record(record: Path, rustc_path: Path, rustc: LocalRustc, text: str) -> None:
+    fields = {
+        "rustc_path": str(rustc.rustc_path),
+        "sysroot": str(rustc.sysroot),
+        "host": rustc.host,
+        "release": rustc.release,
+        "commit": rustc.commit_hash,
+    }
+    data = {
+        "format": _RECORD_FORMAT,
+        "situation": _situation(rustc_path),
+        "toolchain": _toolchain_files(rustc.sysroot),
+        "rustc": fields,
+        "build_file": text,
+    }
+    with contextlib.suppress(OSError):  # without a record the next command detects again
+        atomic_write_text(record, json.dumps(data, sort_keys=True))
+
+
+def _situation(rustc_path: Path) -> list[object]:
+    """What decides which toolchain `rustc` runs: the program itself, the variables above and rustup's
+    (RUSTUP_*), rustup's settings (default toolchain, directory overrides) and rust-toolchain files
+    in the current directory and its parents."""
+    cwd = Path.cwd()
+    rustup_home = Path(os.environ.get("RUSTUP_HOME") or Path.home() / ".rustup")
+    overrides = [str(d / name) for d in (cwd, *cwd.parents) for name in _OVERRIDE_FILES]
+    variables = sorted([k, v] for k, v in os.environ.items() if k in _VARIABLES or k.startswith("RUSTUP_"))
+    files = [str(rustc_path), str(rustup_home / "settings.toml"), *overrides]
+    return [str(cwd), variables, [[f, _identity(f)] for f in files]]
+
+
+def _toolchain_files(sysroot: Path) -> list[list[object]]:
+    """Every file of the sysroot's bin/ and lib/ with its identity: an update or reinstall changes them."""
+    found = []
+    for top in (sysroot / "bin", sysroot / "lib"):
+        for directory, _, files in os.walk(top):
+            found.extend([os.path.join(directory, f), _identity(os.path.join(directory, f))] for f in sorted(files))
+    return sorted(found)
+
+
+def _identity(path: str) -> list[int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]

@@ -111,6 +111,17 @@ def _args():
                   expand = lambda: list(items))
     return args
 
+def _encoded(spec):
+    """The action as one JSON text: the host decodes one string instead of one value per list item.
+    JSON turns non-string dict keys into strings, so such an action goes over as it is."""
+    for key in ("env", "execution_requirements"):
+        value = spec.get(key)
+        if type(value) == "dict":
+            for name in value:
+                if type(name) != "string":
+                    return spec
+    return json.encode(spec)
+
 def _actions(target, bin_dir):
     package_dir = bin_dir + "/" + target["package_path"] if target["package_path"] else bin_dir
 
@@ -131,7 +142,7 @@ def _actions(target, bin_dir):
             progress_message = "", execution_requirements = {}, use_default_shell_env = False, **kwargs):
         program = executable.path if type(executable) == "struct" else executable
         tool_files = [executable] if type(executable) == "struct" else []
-        host_register_action({
+        host_register_action(_encoded({
             "mnemonic": mnemonic,
             "argv": [program] + _expand_args(arguments),
             "inputs": [f.path for f in _files_of(inputs) + _files_of(tools) + tool_files],
@@ -140,12 +151,12 @@ def _actions(target, bin_dir):
             "env": env,
             "progress_message": progress_message,
             "execution_requirements": execution_requirements,
-        })
+        }))
 
     def write(output, content, is_executable = False):
         if type(content) == "struct" and hasattr(content, "pybuild_args"):
             content = "\n".join(content.expand()) + "\n"
-        host_register_action({
+        host_register_action(_encoded({
             "mnemonic": "FileWrite",
             "argv": [],
             "inputs": [],
@@ -153,7 +164,7 @@ def _actions(target, bin_dir):
             "content": content,
             "is_executable": is_executable,
             "progress_message": "Writing file %{output}",
-        })
+        }))
 
     return struct(declare_file = declare_file, declare_directory = declare_directory, run = run, write = write,
                   args = _args)
@@ -244,11 +255,14 @@ def _summary(target):
     }
 
 def analyze(rules, targets, config):
-    """Analyze `targets` (dependencies first); return {label: summary} for the rule targets."""
+    """Analyze `targets` (dependencies first); return {label: summary} for the rule targets.
+
+    `rules` maps the host's id of each rule class (a target's "rule_id") to the rule; the host's ids
+    need not be the ones rule() was given in this process (rule classes may come from the load cache).
+    """
     infos = {}
-    for rule_function in rules:
-        info = rule_function(_pybuild_rule_info = True)
-        infos[info.rule_id] = info
+    for rule_id, rule_function in rules.items():
+        infos[rule_id] = rule_function(_pybuild_rule_info = True)
     analyzed = {}
     summaries = {}
     for target in targets:

@@ -82,9 +82,19 @@ def rule(implementation, attrs = {}, executable = False, test = False, toolchain
     def pybuild_rule_instantiate(*, name = None, _pybuild_rule_info = False, **kwargs):
         if _pybuild_rule_info:
             return info
-        host_instantiate(rule_id, name, kwargs, call_stack())
+        host_instantiate(rule_id, name, _encode_attrs(kwargs), call_stack())
 
     return pybuild_rule_instantiate
+
+def _encode_attrs(kwargs):
+    """The attribute values as one JSON string: the host decodes one string instead of one value per
+    argument. JSON turns non-string dict keys into strings, so such a value goes over as it is."""
+    for value in kwargs.values():
+        if type(value) == "dict":
+            for key in value:
+                if type(key) != "string":
+                    return kwargs
+    return json.encode(kwargs)
 
 def provider(doc = "", fields = None, init = None):
     field_names = None if fields == None else list(fields)

@@ -1,0 +1,401 @@
+"""Loading-phase benchmark: how fast pybuild turns a large workspace into its target graph (and actions).
+
+Generates a synthetic workspace (bench/gen_workspace.py) and measures, each run in a fresh process:
+
+1. the full CLI, `pybuild query //... --output=label` (wall time; the output must list every rule target);
+2. loading through the Python API (load_workspace -> resolve_patterns(["//..."]) -> dependency_graph),
+   timed inside the process, with the process's peak RSS;
+3. loading and analysis through the API (resolve //..., then Analysis.run over every rule target, as
+   `pybuild build //...` does before execution), with the process's peak RSS.
+
+Each is measured cold (PYBUILD_LOAD_CACHE=0: every BUILD file evaluated, analysis run) and warm (the load
+cache of pybuild-out/cache/loading filled by the unmeasured warm-up run, nothing changed since).
+
+Results go to bench/results/loading.json. `--profile cprofile|pyinstrument` then profiles one more
+loading run (cold unless --profile-warm).
+
+    python bench/loading.py                          # 2,000 packages x 5 targets in a temp dir
+    python bench/loading.py --workspace /tmp/ws      # generate once into /tmp/ws, reuse it afterwards
+    python bench/loading.py --runs 5 --profile cprofile
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Run as a script (python bench/loading.py), so bench/ is on sys.path.
+from gen_workspace import generate, read_manifest
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+AIM_TARGETS_PER_SECOND = 20_000
+AIM_PEAK_RSS_MIB = 300  # at 10,000 targets
+
+# Runs in a fresh interpreter: argv[1] is the workspace root, argv[2] "load" or "analyze", argv[3] an
+# optional profiler and argv[4] its output. Prints one JSON line with the timings and the peak RSS.
+CHILD_SCRIPT = r"""
+import json, resource, sys, time
+from pathlib import Path
+started = time.perf_counter()
+from pybuild.analysis import Analysis, BuildConfig
+from pybuild.module_file import load_workspace
+from pybuild.packages import PackageLoader
+from pybuild.target_graph import TargetGraphLoader
+imported = time.perf_counter()
+rss_after_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+phases = {}
+actions = []
+
+def load(root, analyze):
+    t = time.perf_counter()
+    ws = load_workspace(root)
+    gl = TargetGraphLoader(PackageLoader(ws))
+    labels = gl.resolve_patterns(["//..."])
+    phases["resolve_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if not analyze:
+        graph = gl.dependency_graph(labels)
+        phases["dependency_graph_s"] = time.perf_counter() - t
+        return labels, graph
+    # As `pybuild build //...`: analysis makes the dependency graph itself (or finds its result cached).
+    rules = [label for label in labels if gl.loader.target(label).is_rule]
+    result = Analysis(gl, BuildConfig()).run(rules)
+    actions.extend(result.actions.actions)
+    phases["analysis_s"] = time.perf_counter() - t
+    return labels, result.target_graph
+
+root, analyze = Path(sys.argv[1]), sys.argv[2] == "analyze"
+profiler = sys.argv[3] if len(sys.argv) > 3 else ""
+if profiler == "cprofile":
+    import cProfile
+    profile = cProfile.Profile()
+    t0 = time.perf_counter()
+    labels, graph = profile.runcall(load, root, analyze)
+    t1 = time.perf_counter()
+    profile.dump_stats(sys.argv[4])
+elif profiler == "pyinstrument":
+    import pyinstrument
+    profile = pyinstrument.Profiler(interval=0.0005)
+    t0 = time.perf_counter()
+    with profile:
+        labels, graph = load(root, analyze)
+    t1 = time.perf_counter()
+    Path(sys.argv[4]).write_text(profile.output_text(unicode=True, show_all=False, short_mode=False))
+    Path(sys.argv[4]).with_suffix(".html").write_text(profile.output_html())
+else:
+    c0, t0 = time.process_time(), time.perf_counter()
+    labels, graph = load(root, analyze)
+    c1, t1 = time.process_time(), time.perf_counter()
+    phases["loading_cpu_s"] = c1 - c0
+print(json.dumps(phases | {
+    "import_s": imported - started,
+    "loading_s": t1 - t0,
+    "labels": len(labels),
+    "actions": len(actions),
+    "graph_nodes": graph.number_of_nodes(),
+    "graph_edges": graph.number_of_edges(),
+    "rss_after_imports_kib": rss_after_imports,
+    "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+}))
+"""
+
+
+@dataclass
+class ChildRun:
+    wall_s: float
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_rss_kib: int  # from wait4(): the child's own ru_maxrss
+    cpu_s: float = 0.0  # user + system time of the child (its children not included)
+
+
+def run_child(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> ChildRun:
+    """Run `command` to completion, timing its wall clock and collecting its own resource usage."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return ChildRun(
+            wall,
+            process.returncode,
+            out.read().decode(),
+            err.read().decode(),
+            _kib(usage.ru_maxrss),
+            usage.ru_utime + usage.ru_stime,
+        )
+
+
+def cache_environment(warm: bool) -> dict[str, str]:
+    """The children's environment: the load cache on (warm) or off (cold)."""
+    env = dict(os.environ)
+    env.pop("PYBUILD_LOAD_CACHE", None)
+    return env if warm else env | {"PYBUILD_LOAD_CACHE": "0"}
+
+
+def _kib(maxrss: int) -> int:
+    return maxrss // 1024 if sys.platform == "darwin" else maxrss  # macOS reports bytes, Linux KiB
+
+
+def _check(run: ChildRun, what: str) -> None:
+    if run.returncode != 0:
+        raise SystemExit(f"{what} failed with exit code {run.returncode}:\n{run.stderr}")
+
+
+def pybuild_command() -> list[str]:
+    executable = shutil.which("pybuild")
+    return [executable] if executable else [sys.executable, "-m", "pybuild"]
+
+
+# Measurements -------------------------------------------------------------------------------------
+
+
+def measure_cli(root: Path, expected: int, runs: int, warmup: int, warm: bool) -> list[ChildRun]:
+    command = [*pybuild_command(), "query", "//...", "--output=label"]
+    results = []
+    for index in range(warmup + runs):
+        run = run_child(command, root, cache_environment(warm))
+        _check(run, "pybuild query")
+        lines = len(run.stdout.splitlines())
+        if lines != expected:
+            raise SystemExit(f"pybuild query printed {lines} labels, expected {expected} rule targets")
+        if index >= warmup:
+            results.append(run)
+    return results
+
+
+def measure_api(
+    root: Path, expected: int, runs: int, warmup: int, warm: bool, mode: str = "load"
+) -> list[dict[str, Any]]:
+    results = []
+    for index in range(warmup + runs):
+        run = run_child([sys.executable, "-c", CHILD_SCRIPT, str(root), mode], root, cache_environment(warm))
+        _check(run, f"{mode} through the API")
+        record = json.loads(run.stdout.splitlines()[-1]) | {"process_wall_s": run.wall_s}
+        if record["labels"] != expected:
+            raise SystemExit(f"resolve_patterns returned {record['labels']} labels, expected {expected}")
+        if index >= warmup:
+            results.append(record)
+    return results
+
+
+def profile_loading(root: Path, profiler: str, top: int, warm: bool) -> Path:
+    """Profile one loading run in a fresh process; print the hotspots and return the profile's path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    suffix = ".prof" if profiler == "cprofile" else ".txt"
+    output = RESULTS_DIR / f"loading_profile{suffix}"
+    command = [sys.executable, "-c", CHILD_SCRIPT, str(root), "load", profiler, str(output)]
+    run = run_child(command, root, cache_environment(warm))
+    _check(run, f"profiling with {profiler}")
+    loading_s = json.loads(run.stdout.splitlines()[-1])["loading_s"]
+    print(f"\nProfile ({profiler}, loading {loading_s:.2f} s under the profiler): {output}")
+    if profiler == "cprofile":
+        _print_pstats(output, top)
+    else:
+        print(output.read_text(encoding="utf-8"))
+    return output
+
+
+def _print_pstats(path: Path, top: int) -> None:
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    stats.strip_dirs()
+    for key in ("tottime", "cumulative"):
+        print(f"--- top {top} by {key} ---")
+        stats.sort_stats(key).print_stats(top)
+
+
+# Reporting ----------------------------------------------------------------------------------------
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def cli_result(targets: int, cli: list[ChildRun]) -> dict[str, Any]:
+    wall = summary([r.wall_s for r in cli])
+    return {
+        "command": "pybuild query //... --output=label",
+        "wall_s": wall,
+        "cpu_s": summary([r.cpu_s for r in cli]),
+        "peak_rss_mib": summary([r.peak_rss_kib / 1024 for r in cli]),
+        "targets_per_s": targets / wall["median"],
+    }
+
+
+def api_result(targets: int, api: list[dict[str, Any]]) -> dict[str, Any]:
+    loading = summary([r["loading_s"] for r in api])
+    result = {
+        "loading_s": loading,
+        "loading_cpu_s": summary([r["loading_cpu_s"] for r in api]),
+        "resolve_s": summary([r["resolve_s"] for r in api]),
+        "dependency_graph_s": summary([r.get("dependency_graph_s", 0.0) for r in api]),
+        "import_s": summary([r["import_s"] for r in api]),
+        "process_wall_s": summary([r["process_wall_s"] for r in api]),
+        "peak_rss_mib": summary([r["peak_rss_kib"] / 1024 for r in api]),
+        "rss_after_imports_mib": summary([r["rss_after_imports_kib"] / 1024 for r in api]),
+        "graph_nodes": api[0]["graph_nodes"],
+        "graph_edges": api[0]["graph_edges"],
+        "targets_per_s": targets / loading["median"],
+        "targets_per_s_best": targets / loading["min"],
+    }
+    if "analysis_s" in api[0]:
+        result["analysis_s"] = summary([r["analysis_s"] for r in api])
+        result["actions"] = api[0]["actions"]
+    return result
+
+
+def build_result(
+    manifest: dict[str, Any], measured: dict[str, dict[str, Any]], state_before: str | None
+) -> dict[str, Any]:
+    targets = int(manifest["rule_targets"])
+    result: dict[str, Any] = {
+        "benchmark": "loading",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "environment": _environment(state_before),
+        "workspace": manifest,
+        "aim_targets_per_s": AIM_TARGETS_PER_SECOND,
+        "aim_peak_rss_mib": AIM_PEAK_RSS_MIB,
+    }
+    for name, runs in measured.items():
+        result[name] = cli_result(targets, runs) if name.startswith("cli") else api_result(targets, runs)
+    for cache in ("cold", "warm"):
+        analysis = result.get(f"api_analysis_{cache}")
+        if analysis:
+            analysis["ratio_to_aim"] = analysis["targets_per_s"] / AIM_TARGETS_PER_SECOND
+    return result
+
+
+def source_state() -> str | None:
+    """The pybuild commit, with '+dirty' when pybuild's sources differ from it (others may edit concurrently)."""
+    git = ["git", "-C", str(BENCH_DIR.parent)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    status = subprocess.run([*git, "status", "--porcelain", "pybuild", "rules"], capture_output=True, text=True)
+    return f"{commit}+dirty" if commit and status.stdout.strip() else commit or None
+
+
+def _environment(state_before: str | None) -> dict[str, Any]:
+    state_after = source_state()
+    if state_after != state_before:
+        print(f"WARNING: pybuild changed during the benchmark ({state_before} -> {state_after}); results are mixed")
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "commit": state_before,
+        "commit_after": state_after,
+    }
+
+
+def print_report(result: dict[str, Any]) -> None:
+    ws = result["workspace"]
+    some = next(result[k] for k in result if k.startswith("api_"))
+    print(f"\nWorkspace: {ws['packages']} packages, {ws['rule_targets']} rule targets, {ws['dependency_edges']} deps")
+    print(f"Graph: {some['graph_nodes']} nodes (rules + source files), {some['graph_edges']} edges\n")
+    print(f"{'measurement':<44}{'median':>10}{'min':>10}{'max':>10}")
+    for name in (k for k in result if k.startswith(("cli_", "api_"))):
+        _print_rows(name, result[name])
+    targets = int(ws["rule_targets"])
+    print()
+    for name in (k for k in result if k.startswith(("cli_", "api_"))):
+        what = {"cli": "CLI query wall", "api_loading": "loading only", "api_analysis": "loading + analysis"}
+        label = what[name.rsplit("_", 1)[0]] + (" (warm cache)" if name.endswith("warm") else " (cold)")
+        value = result[name]
+        seconds = value["wall_s" if name.startswith("cli") else "loading_s"]["median"]
+        rss = value["peak_rss_mib"]["median"]
+        print(f"{label:<36}{targets / seconds:>10,.0f} targets/s   peak RSS {rss:6.1f} MiB")
+    print(f"Aims: {result['aim_targets_per_s']:,} targets/s (loading + analysis), "
+          f"peak RSS <= {result['aim_peak_rss_mib']} MiB")
+
+
+def _print_rows(name: str, value: dict[str, Any]) -> None:
+    units = {"peak_rss_mib": "MiB", "rss_after_imports_mib": "MiB"}
+    for key, stats in value.items():
+        if isinstance(stats, dict) and "median" in stats:
+            unit = units.get(key, "s")
+            print(f"{name + ' ' + key:<44}{stats['median']:>10.3f}{stats['min']:>10.3f}{stats['max']:>10.3f}  {unit}")
+
+
+# Main ---------------------------------------------------------------------------------------------
+
+
+def prepare_workspace(args: argparse.Namespace, scratch: Path) -> tuple[Path, dict[str, Any]]:
+    """The workspace to measure: reused when --workspace holds one generated with the same parameters."""
+    root = (args.workspace or scratch / "workspace").resolve()
+    wanted = {"packages": args.packages, "targets_per_package": args.targets_per_package, "seed": args.seed}
+    manifest = read_manifest(root)
+    if manifest and all(manifest.get(k) == v for k, v in wanted.items()):
+        print(f"Reusing workspace {root}")
+    else:
+        started = time.perf_counter()
+        generate(root, args.packages, args.targets_per_package, args.seed)
+        print(f"Generated workspace {root} in {time.perf_counter() - started:.1f} s")
+        manifest = read_manifest(root)
+    assert manifest is not None
+    return root, manifest
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark pybuild's loading phase.")
+    parser.add_argument("--workspace", type=Path, help="generate into (or reuse) this directory")
+    parser.add_argument("--packages", type=int, default=2000)
+    parser.add_argument("--targets-per-package", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", type=int, default=5, help="measured runs per measurement (at least 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured runs first (page cache, .pyc files)")
+    parser.add_argument("--analysis-runs", type=int, default=3, help="runs of loading + analysis (0: none)")
+    parser.add_argument("--profile", choices=["none", "cprofile", "pyinstrument"], default="none")
+    parser.add_argument("--profile-warm", action="store_true", help="profile with the load cache filled")
+    parser.add_argument("--top", type=int, default=25, help="hotspots to print with --profile cprofile")
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR / "loading.json")
+    args = parser.parse_args(argv)
+    if args.runs < 3:
+        parser.error("--runs must be at least 3")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-loading-") as scratch:
+        root, manifest = prepare_workspace(args, Path(scratch))
+        expected = int(manifest["rule_targets"])
+        state_before = source_state()
+        measured: dict[str, Any] = {}
+        for warm in (False, True):  # cold first: its runs leave the cache alone, the warm-up run fills it
+            cache = "warm" if warm else "cold"
+            measured[f"cli_{cache}"] = measure_cli(root, expected, args.runs, args.warmup, warm)
+            measured[f"api_loading_{cache}"] = measure_api(root, expected, args.runs, args.warmup, warm)
+            if args.analysis_runs:
+                runs = args.analysis_runs
+                measured[f"api_analysis_{cache}"] = measure_api(root, expected, runs, 1, warm, "analyze")
+        result = build_result(manifest | {"path": str(root)}, measured, state_before)
+        print_report(result)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"\nWrote {args.output}")
+        if args.profile != "none":
+            profile_loading(root, args.profile, args.top, args.profile_warm)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,333 @@
+"""A persistent cache of loading and analysis, so that an unchanged workspace runs no Starlark.
+
+Loading: per package, the evaluated package and everything its evaluation observed: the BUILD file's
+path and text, each .bzl file it loaded (directly or not; by label, path and text), and the result of
+each glob() it called. A lookup re-reads the BUILD and .bzl files, re-runs the globs over the package's
+current files, and uses the entry only if all of it is unchanged (and pybuild itself and MODULE.bazel
+are too): adding or removing a file a glob matches, or editing a loaded .bzl file, re-evaluates.
+
+Analysis: per set of requested labels and build configuration, the analysis result, with the key of
+every package loaded by then and every source file of the target graph; a lookup re-validates them all.
+
+Nothing here is ever trusted blindly: an entry that is missing, unreadable, corrupt, from another
+pybuild or for other inputs is a miss, and the work is done as without a cache. Writes are atomic.
+Set PYBUILD_LOAD_CACHE=0 to bypass the cache (benchmarks of the cold path do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import os
+import pickle
+import platform
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from action_graph.fileutil import atomic_write_bytes
+from pybuild import globbing
+from pybuild.errors import PybuildError
+from pybuild.labels import Label
+from pybuild.rules import RuleClass
+from pybuild.starlark_host import text_digest
+from pybuild.workspace import Workspace
+
+_FORMAT = 1
+_ENABLED_VARIABLE = "PYBUILD_LOAD_CACHE"
+_KEEP_ANALYSES = 4  # analysis entries kept (one per recent command line and configuration)
+
+GlobCall = tuple[tuple[str, ...], tuple[str, ...], bool, tuple[str, ...]]  # include, exclude, allow_empty, result
+BzlFile = tuple[Label, str, str]  # label, path, digest of the text
+
+
+@dataclass
+class PackageRecord:
+    """What evaluating one BUILD file saw, and what it produced.
+
+    `package` is the package as plain data (Package.frozen()); its targets name their rule classes by
+    index into `rule_classes`, which the cache stores once each (see LoadCache).
+    """
+
+    build_path: str
+    build_digest: str
+    bzl_files: tuple[BzlFile, ...]
+    globs: tuple[GlobCall, ...]
+    package: tuple[Any, ...]
+    rule_classes: list[RuleClass]
+
+    key: str = ""  # names everything the evaluation depended on (analysis entries record it)
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = _digest(repr((self.build_path, self.build_digest, self.bzl_files, self.globs)))
+
+
+@dataclass
+class _PackageEntry:
+    fingerprint: str
+    record: PackageRecord
+    rule_keys: tuple[str, ...]  # RuleClass.cache_key of record.rule_classes, which are stored apart
+
+
+@dataclass
+class _AnalysisEntry:
+    fingerprint: str
+    key: str
+    packages: tuple[tuple[tuple[str, str], str], ...]  # (repo, package) -> PackageRecord.key
+    source_files: tuple[Label, ...]
+    repositories: tuple[str, ...]  # external repositories the result's actions name
+    result: Any  # AnalysisResult
+
+
+class LoadCache:
+    """The cache of one workspace, under pybuild-out/cache/loading.
+
+    Rule classes are stored once each (under rules/, named by RuleClass.cache_key) and package entries
+    refer to them, so that a thousand packages using rust_library share one RuleClass when loaded.
+    `new_rule_id` numbers the rule classes this process takes from the cache.
+    """
+
+    def __init__(self, workspace: Workspace, new_rule_id: Callable[[], int], enabled: bool | None = None) -> None:
+        self.workspace = workspace
+        self.directory = workspace.output_base / "cache" / "loading"
+        self.enabled = _enabled_by_environment() if enabled is None else enabled
+        self._new_rule_id = new_rule_id
+        self._fingerprint: str | None = None
+        self._file_digests: dict[str, str | None] = {}
+        self._bzl_checked: dict[BzlFile, bool] = {}
+        self._rules: dict[str, RuleClass] = {}  # cache key -> the one RuleClass of this process
+        self._stored_rules: set[str] = set()
+
+    # Packages -----------------------------------------------------------------------------------
+
+    def lookup_package(
+        self,
+        repo: str,
+        name: str,
+        build_path: Path,
+        build_text: str,
+        bzl_path: Callable[[Label], Path],
+        files: Callable[[], list[str]],
+    ) -> PackageRecord | None:
+        """The recorded package if nothing its evaluation observed has changed since."""
+        if not self.enabled:
+            return None
+        entry = self._read(self._package_path(repo, name))
+        if not isinstance(entry, _PackageEntry) or entry.fingerprint != self.fingerprint():
+            return None
+        record = entry.record
+        if record.build_path != str(build_path) or record.build_digest != text_digest(build_text):
+            return None
+        if not all(self._bzl_unchanged(bzl, bzl_path) for bzl in record.bzl_files):
+            return None
+        if record.globs and not _globs_unchanged(record.globs, files()):
+            return None
+        rule_classes = [self._rule_class(key) for key in entry.rule_keys]
+        if any(rule_class is None for rule_class in rule_classes):
+            return None
+        return dataclasses.replace(record, rule_classes=[r for r in rule_classes if r is not None])
+
+    def store_package(self, repo: str, name: str, record: PackageRecord) -> None:
+        if not self.enabled:
+            return
+        keys = tuple(self._store_rule_class(rule_class) for rule_class in record.rule_classes)
+        entry = _PackageEntry(self.fingerprint(), dataclasses.replace(record, rule_classes=[]), keys)
+        self._write(self._package_path(repo, name), entry)
+
+    def _store_rule_class(self, rule_class: RuleClass) -> str:
+        """Store a rule class once (by its key); it becomes the process's rule class of that key."""
+        key = rule_class.cache_key
+        self._rules.setdefault(key, rule_class)
+        if key not in self._stored_rules:
+            self._stored_rules.add(key)
+            self._write(self._rule_path(key), (self.fingerprint(), rule_class))
+        return key
+
+    def _rule_class(self, key: str) -> RuleClass | None:
+        """The process's rule class of that key, read on first use; None if it is not in the cache."""
+        rule_class = self._rules.get(key)
+        if rule_class is None:
+            stored = self._read(self._rule_path(key))
+            if not isinstance(stored, tuple) or stored[0] != self.fingerprint() or not isinstance(stored[1], RuleClass):
+                return None
+            rule_class = self._rules[key] = stored[1]
+            rule_class.rule_id = self._new_rule_id()  # ids are per process; the analysis driver uses them
+            self._stored_rules.add(key)
+        return rule_class
+
+    def _rule_path(self, key: str) -> Path:
+        return self.directory / "rules" / f"{key}.pickle"
+
+    def _bzl_unchanged(self, bzl: BzlFile, bzl_path: Callable[[Label], Path]) -> bool:
+        """Whether the label still names that file with that text; checked once per process."""
+        known = self._bzl_checked.get(bzl)
+        if known is None:
+            label, path, digest = bzl
+            try:
+                current = str(bzl_path(label))
+            except PybuildError:
+                current = None  # its repository is gone
+            known = self._bzl_checked[bzl] = current == path and self._file_digest(path) == digest
+        return known
+
+    def _file_digest(self, path: str) -> str | None:
+        """The digest of a .bzl file's text, read once per process (many BUILD files load the same)."""
+        if path not in self._file_digests:
+            try:
+                self._file_digests[path] = text_digest(Path(path).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
+                self._file_digests[path] = None
+        return self._file_digests[path]
+
+    def _package_path(self, repo: str, name: str) -> Path:
+        digest = _digest(f"{repo}\0{name}")
+        return self.directory / "packages" / digest[:2] / f"{digest}.pickle"
+
+    # Analysis -----------------------------------------------------------------------------------
+
+    def analysis_key(self, parts: Iterable[object]) -> str:
+        return _digest(repr((self.fingerprint(), *parts)))
+
+    def lookup_analysis(
+        self, key: str, package_key: Callable[[str, str], str | None], is_source_file: Callable[[Label], bool]
+    ) -> tuple[Any, tuple[str, ...]] | None:
+        """(result, external repositories) of an analysis with this key whose inputs are all unchanged.
+
+        `package_key` loads a package (through the package cache) and returns its record key;
+        `is_source_file` tells whether a label still names a source file.
+        """
+        if not self.enabled:
+            return None
+        entry = self._read(self._analysis_path(key))
+        if not isinstance(entry, _AnalysisEntry) or (entry.fingerprint, entry.key) != (self.fingerprint(), key):
+            return None
+        try:
+            if any(package_key(repo, name) != recorded for (repo, name), recorded in entry.packages):
+                return None
+            if not all(is_source_file(label) for label in entry.source_files):
+                return None
+        except PybuildError:
+            return None  # the analysis without the cache reports it
+        return entry.result, entry.repositories
+
+    def store_analysis(
+        self,
+        key: str,
+        packages: dict[tuple[str, str], str | None],
+        source_files: Iterable[Label],
+        repositories: Iterable[str],
+        result: Any,
+    ) -> None:
+        if not self.enabled:
+            return
+        entry = _AnalysisEntry(
+            self.fingerprint(),
+            key,
+            tuple(sorted(packages.items())),
+            tuple(sorted(source_files)),
+            tuple(sorted(repositories)),
+            result,
+        )
+        self._write(self._analysis_path(key), entry)
+        self._prune(self._analysis_path(key).parent, _KEEP_ANALYSES)
+
+    def _analysis_path(self, key: str) -> Path:
+        return self.directory / "analysis" / f"{key}.pickle"
+
+    # Fingerprint and files ----------------------------------------------------------------------
+
+    def fingerprint(self) -> str:
+        """pybuild itself (its code and builtin Starlark), the interpreter, and the workspace's
+        MODULE.bazel and repositories: when any of it changes, no entry is trusted."""
+        if self._fingerprint is None:
+            module = self.workspace.root / "MODULE.bazel"
+            # Repositories made on first use (@local_rust) are left out: when a command first uses them
+            # varies, and their BUILD files are checked like any other.
+            made = self.workspace.repository_factories
+            repositories = sorted((n, str(p)) for n, p in self.workspace.repositories.items() if n not in made)
+            build_files = sorted((name, str(path)) for name, path in self.workspace.build_files.items())
+            parts = (_FORMAT, _code_fingerprint(), _file_text(module), repositories, build_files)
+            self._fingerprint = _digest(repr(parts))
+        return self._fingerprint
+
+    def _read(self, path: Path) -> object:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return None
+        try:
+            return pickle.loads(data)
+        except Exception:  # truncated, corrupt or from another version of a class: a miss
+            return None
+
+    def _write(self, path: Path, entry: object) -> None:
+        data = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+        with contextlib.suppress(OSError):  # a read-only or full disk costs speed later, never correctness
+            atomic_write_bytes(path, data)
+
+    def _prune(self, directory: Path, keep: int) -> None:
+        try:
+            entries = sorted(directory.glob("*.pickle"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+            for stale in entries[keep:]:
+                stale.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _enabled_by_environment() -> bool:
+    return os.environ.get(_ENABLED_VARIABLE, "1").lower() not in ("0", "false", "no")
+
+
+def _globs_unchanged(globs: tuple[GlobCall, ...], files: list[str]) -> bool:
+    for include, exclude, allow_empty, result in globs:
+        try:
+            if tuple(globbing.glob(files, list(include), list(exclude), allow_empty)) != result:
+                return False
+        except PybuildError:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _code_fingerprint() -> str:
+    """Digest of pybuild's Python and Starlark sources, the Python version and starlark-pyo3's."""
+    import action_graph
+    import pybuild
+    import toolchains
+
+    hasher = hashlib.sha256(repr((sys.version, platform.machine(), _starlark_version())).encode())
+    for package in (pybuild, action_graph, toolchains):
+        for directory in (Path(package.__file__).parent, Path(package.__file__).parent / "builtins"):
+            for path in sorted(directory.glob("*.py")) + sorted(directory.glob("*.bzl")):
+                hasher.update(path.name.encode() + b"\0" + path.read_bytes())
+    return hasher.hexdigest()
+
+
+def _starlark_version() -> list[tuple[str, int, int]]:
+    """starlark-pyo3's files by name and identity (cheaper than reading its package metadata)."""
+    import starlark
+
+    directory = Path(getattr(starlark, "__file__", None) or ".").parent
+    identities = []
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        if entry.is_file():
+            stat = entry.stat()
+            identities.append((entry.name, stat.st_size, stat.st_mtime_ns))
+    return identities
+
+
+def _file_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

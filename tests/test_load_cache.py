@@ -1,0 +1,492 @@
+"""The caches that let an unchanged workspace skip work: loading, analysis, toolchain detection and the
+all-cached check of execution. Each must notice every change that matters and ignore damaged files.
+
+A "fresh process" here is a fresh Workspace and PackageLoader: nothing is shared with the previous
+load but what is on disk.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from workspace_helpers import RULES_RUST_LOAD, write_workspace
+
+from action_graph.action import Action
+from action_graph.cache import ActionCache, ActionResult, OutputRecord
+from action_graph.digests import FileDigests, action_key
+from action_graph.graph import ActionGraph
+from action_graph.scheduler import Outcome, ScheduleResult
+from action_graph.uptodate import STATE_FILE, UpToDate
+from pybuild.analysis import Analysis, BuildConfig
+from pybuild.errors import PybuildError
+from pybuild.module_file import load_workspace
+from pybuild.packages import PackageLoader
+from pybuild.target_graph import TargetGraphLoader
+from toolchains import local_rust
+
+MACROS = """\
+load("@rules_rust//rust:defs.bzl", "rust_library")
+load(":names.bzl", "NAME")
+
+def library(name, **kwargs):
+    rust_library(name = name, crate_name = NAME + name, **kwargs)
+"""
+
+WORKSPACE = {
+    "lib/BUILD.bazel": RULES_RUST_LOAD
+    + 'rust_library(name = "lib", srcs = glob(["src/**/*.rs"]), visibility = ["//visibility:public"])\n',
+    "lib/src/lib.rs": "",
+    "app/BUILD.bazel": 'load("//tools:macros.bzl", "library")\n'
+    + 'library(name = "app", srcs = ["app.rs"], deps = ["//lib"])\n',
+    "app/app.rs": "",
+    "tools/BUILD.bazel": "",
+    "tools/macros.bzl": MACROS,
+    "tools/names.bzl": 'NAME = "x_"\n',
+}
+
+
+@dataclass
+class Loaded:
+    """What one fresh load saw: every rule target's kind and attributes, and the packages it evaluated."""
+
+    targets: dict[str, tuple[str, str]]
+    evaluated: list[str] = field(default_factory=list)
+    analyzed: int = 0
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return write_workspace(tmp_path, WORKSPACE)
+
+
+def fresh_loader(root: Path, evaluated: list[str]) -> TargetGraphLoader:
+    loader = PackageLoader(load_workspace(root))
+    evaluate = loader._evaluate_package
+
+    def spy(repo: str, name: str, *args: object) -> object:
+        evaluated.append(f"@{repo}//{name}")
+        return evaluate(repo, name, *args)  # type: ignore[arg-type]
+
+    loader._evaluate_package = spy  # type: ignore[method-assign]
+    return TargetGraphLoader(loader)
+
+
+def load(root: Path) -> Loaded:
+    evaluated: list[str] = []
+    graph = fresh_loader(root, evaluated)
+    labels = graph.resolve_patterns(["//..."])
+    targets = {str(label): (t.kind, repr(t.attrs)) for label in labels for t in [graph.loader.target(label)]}
+    return Loaded(targets, evaluated)
+
+
+def analyze(root: Path, compilation_mode: str = "fastbuild") -> tuple[Loaded, list[Action]]:
+    evaluated: list[str] = []
+    graph = fresh_loader(root, evaluated)
+    labels = [label for label in graph.resolve_patterns(["//..."]) if graph.loader.target(label).is_rule]
+    analysis = Analysis(graph, BuildConfig(compilation_mode=compilation_mode))
+    runs = []
+    original = analysis._analyze
+
+    def spy(labels_: list) -> object:
+        runs.append(1)
+        return original(labels_)
+
+    analysis._analyze = spy  # type: ignore[method-assign]
+    result = analysis.run(labels)
+    loaded = Loaded({}, [e for e in evaluated if e.startswith("@//")], len(runs))
+    return loaded, result.actions.actions
+
+
+def main(loaded: Loaded) -> list[str]:
+    return sorted(e for e in loaded.evaluated if e.startswith("@//"))
+
+
+# Loading ------------------------------------------------------------------------------------------
+
+
+def test_an_unchanged_workspace_evaluates_no_build_file(workspace: Path) -> None:
+    first = load(workspace)
+    second = load(workspace)
+    assert main(first) == ["@//app", "@//lib", "@//tools"]
+    assert second.evaluated == []
+    assert second.targets == first.targets
+
+
+def test_a_changed_build_file_is_evaluated_again(workspace: Path) -> None:
+    load(workspace)
+    (workspace / "lib/BUILD.bazel").write_text(
+        RULES_RUST_LOAD + 'rust_library(name = "lib", srcs = glob(["src/**/*.rs"]), edition = "2018")\n',
+    )
+    again = load(workspace)
+    assert main(again) == ["@//lib"]
+    assert "'2018'" in again.targets["//lib:lib"][1]
+
+
+def test_a_changed_bzl_file_loaded_indirectly_is_noticed(workspace: Path) -> None:
+    load(workspace)
+    (workspace / "tools/names.bzl").write_text('NAME = "y_"\n')
+    again = load(workspace)
+    assert main(again) == ["@//app"]  # lib and tools do not load names.bzl
+    assert "'y_app'" in again.targets["//app:app"][1]
+
+
+def test_an_added_file_matched_by_a_glob_is_noticed(workspace: Path) -> None:
+    load(workspace)
+    (workspace / "lib/src/extra.rs").write_text("")
+    again = load(workspace)
+    assert main(again) == ["@//lib"]
+    assert "src/extra.rs" in again.targets["//lib:lib"][1]
+
+
+def test_an_added_file_no_glob_matches_changes_nothing(workspace: Path) -> None:
+    load(workspace)
+    (workspace / "lib/README.md").write_text("")
+    assert load(workspace).evaluated == []
+
+
+def test_a_removed_file_matched_by_a_glob_is_noticed(workspace: Path) -> None:
+    (workspace / "lib/src/old.rs").write_text("")
+    assert "src/old.rs" in load(workspace).targets["//lib:lib"][1]
+    (workspace / "lib/src/old.rs").unlink()
+    again = load(workspace)
+    assert main(again) == ["@//lib"]
+    assert "src/old.rs" not in again.targets["//lib:lib"][1]
+
+
+def test_a_new_subpackage_takes_files_out_of_a_glob(workspace: Path) -> None:
+    (workspace / "lib/src/sub/inner.rs").parent.mkdir()
+    (workspace / "lib/src/sub/inner.rs").write_text("")
+    assert "src/sub/inner.rs" in load(workspace).targets["//lib:lib"][1]
+    (workspace / "lib/src/sub/BUILD.bazel").write_text("")
+    again = load(workspace)
+    assert "@//lib" in again.evaluated
+    assert "src/sub/inner.rs" not in again.targets["//lib:lib"][1]
+
+
+def test_a_module_file_edit_evaluates_everything_again(workspace: Path) -> None:
+    load(workspace)
+    (workspace / "MODULE.bazel").write_text('module(name = "renamed", version = "0.2.0")\n')
+    assert main(load(workspace)) == ["@//app", "@//lib", "@//tools"]
+
+
+def test_a_build_file_whose_bzl_globs_at_top_level_is_not_cached(tmp_path: Path) -> None:
+    # The module's value depends on which package loaded it first: nothing the cache can key on.
+    files = {"p/BUILD.bazel": 'load(":g.bzl", "FILES")\nfilegroup(name = "g", srcs = FILES)\n', "p/a.txt": ""}
+    root = write_workspace(tmp_path, {**files, "p/g.bzl": 'FILES = native.glob(["*.txt"])\n'})
+    load(root)
+    assert main(load(root)) == ["@//p"]
+
+
+def test_corrupt_package_entries_are_ignored(workspace: Path) -> None:
+    first = load(workspace)
+    entries = list((workspace / "pybuild-out/cache/loading").rglob("*.pickle"))
+    assert entries
+    for index, entry in enumerate(entries):
+        entry.write_bytes(b"" if index % 2 else b"not a pickle \x80\x04")
+    again = load(workspace)
+    assert main(again) == ["@//app", "@//lib", "@//tools"]
+    assert again.targets == first.targets
+
+
+def test_the_cache_can_be_switched_off(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    load(workspace)
+    monkeypatch.setenv("PYBUILD_LOAD_CACHE", "0")
+    assert main(load(workspace)) == ["@//app", "@//lib", "@//tools"]
+
+
+# Analysis -----------------------------------------------------------------------------------------
+
+
+def test_an_unchanged_workspace_is_not_analyzed_again(workspace: Path) -> None:
+    first, actions = analyze(workspace)
+    second, again = analyze(workspace)
+    assert (first.analyzed, second.analyzed) == (1, 0)
+    assert second.evaluated == []
+    assert again == actions
+
+
+def test_a_changed_flag_analyzes_again(workspace: Path) -> None:
+    _, fast = analyze(workspace)
+    second, optimized = analyze(workspace, "opt")
+    assert second.analyzed == 1
+    assert optimized != fast
+    assert any("--codegen=opt-level=3" in action.argv for action in optimized)
+    third, again = analyze(workspace)
+    assert third.analyzed == 0  # the fastbuild entry is still there
+    assert again == fast
+
+
+def test_a_changed_bzl_file_analyzes_again(workspace: Path) -> None:
+    analyze(workspace)
+    (workspace / "tools/names.bzl").write_text('NAME = "z_"\n')
+    again, actions = analyze(workspace)
+    assert again.analyzed == 1
+    assert any("--crate-name=z_app" in action.argv for action in actions)
+
+
+def test_a_removed_source_file_is_an_error_again(workspace: Path) -> None:
+    analyze(workspace)
+    (workspace / "app/app.rs").unlink()
+    with pytest.raises(PybuildError, match=re.escape("no such target '//app:app.rs'")):
+        analyze(workspace)
+
+
+def test_corrupt_analysis_entries_are_ignored(workspace: Path) -> None:
+    _, actions = analyze(workspace)
+    for entry in (workspace / "pybuild-out/cache/loading/analysis").glob("*.pickle"):
+        entry.write_bytes(entry.read_bytes()[:100])
+    again, rebuilt = analyze(workspace)
+    assert again.analyzed == 1
+    assert rebuilt == actions
+
+
+# Toolchain detection ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_rustc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """A rustc that is never run: detect() is counted and answers from a sysroot made in tmp_path."""
+    sysroot = tmp_path / "sysroot"
+    for name in ("bin/rustc", "lib/librustc_driver.so", "lib/rustlib/x86_64-unknown-linux-gnu/lib/libstd.rlib"):
+        (sysroot / name).parent.mkdir(parents=True, exist_ok=True)
+        (sysroot / name).write_text(name)
+    calls: list[int] = []
+
+    def detect() -> local_rust.LocalRustc:
+        calls.append(1)
+        return local_rust.LocalRustc(sysroot / "bin/rustc", sysroot, "x86_64-unknown-linux-gnu", "1.80.0", "abc")
+
+    monkeypatch.setattr(local_rust, "detect", detect)
+    monkeypatch.setattr(local_rust, "find_rustc", lambda: sysroot / "bin/rustc")
+    monkeypatch.chdir(tmp_path)
+    yield calls
+
+
+def test_detection_is_reused_until_the_toolchain_changes(tmp_path: Path, fake_rustc: list[int]) -> None:
+    repository = tmp_path / "external/local_rust"
+    local_rust.write_repository(repository)
+    text = (repository / "BUILD.bazel").read_text()
+    local_rust.write_repository(repository)
+    assert len(fake_rustc) == 1
+    assert (repository / "BUILD.bazel").read_text() == text
+    (tmp_path / "sysroot/lib/rustlib/x86_64-unknown-linux-gnu/lib/libcore.rlib").write_text("new")
+    local_rust.write_repository(repository)
+    assert len(fake_rustc) == 2
+    assert "libcore.rlib" in (repository / "BUILD.bazel").read_text()
+
+
+def test_a_rust_toolchain_file_detects_again(tmp_path: Path, fake_rustc: list[int]) -> None:
+    repository = tmp_path / "external/local_rust"
+    local_rust.write_repository(repository)
+    (tmp_path / "rust-toolchain.toml").write_text('[toolchain]\nchannel = "nightly"\n')
+    local_rust.write_repository(repository)
+    assert len(fake_rustc) == 2
+
+
+def test_a_changed_rustup_variable_detects_again(
+    tmp_path: Path, fake_rustc: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = tmp_path / "external/local_rust"
+    local_rust.write_repository(repository)
+    monkeypatch.setenv("RUSTUP_TOOLCHAIN", "nightly")
+    local_rust.write_repository(repository)
+    assert len(fake_rustc) == 2
+
+
+def test_a_corrupt_detection_record_is_ignored(tmp_path: Path, fake_rustc: list[int]) -> None:
+    repository = tmp_path / "external/local_rust"
+    local_rust.write_repository(repository)
+    (tmp_path / "external/.local_rust.detected.json").write_text('{"format": 1, "situation"')
+    local_rust.write_repository(repository)
+    assert len(fake_rustc) == 2
+
+
+# The all-cached check of execution --------------------------------------------------------------
+
+
+class Executed:
+    """One action run by hand the way execution runs it: key, outputs stored, cache entry recorded."""
+
+    def __init__(self, root: Path, token: str | None = None) -> None:
+        self.token = token
+        self.root = root
+        self.state = root / "cache"
+        self.action = Action("Copy", "//p:p", ("cp", "in.txt", "out/out.txt"), ("out/out.txt",), ("in.txt",))
+        (root / "in.txt").write_text("input")
+        (root / "out").mkdir()
+        self.run()
+
+    def graph(self, token: str | None) -> ActionGraph:
+        graph = ActionGraph([self.action])
+        graph.token = token
+        return graph
+
+    def run(self) -> None:
+        cache, digests = ActionCache(self.state), FileDigests(str(self.root))
+        (self.root / "out/out.txt").write_text((self.root / "in.txt").read_text().upper())
+        record = OutputRecord("out/out.txt", cache.store_file(self.root / "out/out.txt"), False)
+        cache.record(action_key(self.action, digests.digest), ActionResult((record,), 0.5))
+        checker = UpToDate(self.state, digests, cache)
+        outcome = Outcome(self.action, True, duration=0.5)
+        checker.remember(self.graph(self.token), ScheduleResult(outcomes=[outcome]))
+
+    def check(self, token: str | None = None) -> ScheduleResult | None:
+        checker = UpToDate(self.state, FileDigests(str(self.root)), ActionCache(self.state))
+        return checker.check(self.graph(token or self.token), 0.0)
+
+
+def test_an_unchanged_build_is_all_cached(tmp_path: Path) -> None:
+    result = Executed(tmp_path).check()
+    assert result is not None
+    assert [(o.action.primary_output, o.cached, o.duration) for o in result.outcomes] == [("out/out.txt", True, 0.5)]
+
+
+def test_a_changed_input_is_not_cached(tmp_path: Path) -> None:
+    executed = Executed(tmp_path)
+    (tmp_path / "in.txt").write_text("changed")
+    assert executed.check() is None
+
+
+def test_a_changed_or_missing_output_is_left_to_execution(tmp_path: Path) -> None:
+    executed = Executed(tmp_path)
+    (tmp_path / "out/out.txt").unlink()
+    (tmp_path / "out/out.txt").write_text("tampered")
+    assert executed.check() is None
+    (tmp_path / "out/out.txt").unlink()
+    assert executed.check() is None
+
+
+def test_a_removed_cache_entry_is_not_cached(tmp_path: Path) -> None:
+    executed = Executed(tmp_path)
+    for entry in (executed.state / "ac").rglob("*.json"):
+        entry.unlink()
+    assert executed.check() is None
+
+
+def test_a_graph_from_the_load_cache_is_trusted_by_its_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import action_graph.uptodate
+
+    computed: list[str] = []
+
+    def counted(action: Action, digest: Callable[[str], str | None]) -> str:
+        computed.append(action.primary_output)
+        return action_key(action, digest)
+
+    executed = Executed(tmp_path, token="t1")
+    monkeypatch.setattr(action_graph.uptodate, "action_key", counted)
+    assert executed.check() is not None
+    assert computed == []
+    assert executed.check(token="t2") is not None  # another analysis: keys computed afresh, still cached
+    assert executed.check(token="t2") is not None  # ... and remembered
+    assert computed == ["out/out.txt"]
+    (tmp_path / "in.txt").write_text("changed")
+    assert executed.check(token="t2") is None
+
+
+def test_a_corrupt_state_file_is_ignored(tmp_path: Path) -> None:
+    executed = Executed(tmp_path)
+    (executed.state / STATE_FILE).write_bytes(b"\x80\x05garbage")
+    assert executed.check() is None
+    executed.run()
+    assert executed.check() is not None
+
+
+# Fast paths agree with the plain computations they replace -----------------------------------------
+
+
+def small_graph() -> ActionGraph:
+    def action(out: str, *inputs: str) -> Action:
+        return Action("Rustc", f"//p:{out}", ("rustc", *inputs), (f"bin/{out}",), inputs)
+
+    graph = ActionGraph(
+        [action("a"), action("b", "bin/a"), action("c", "bin/a", "src.rs"), action("d", "bin/b", "bin/c"), action("e")]
+    )
+    graph.link()
+    return graph
+
+
+def test_subgraph_and_edges_match_networkx() -> None:
+    import networkx as nx
+
+    graph = small_graph()
+    assert graph.edges() == list(graph.graph.edges)
+    sub = graph.subgraph_for(["bin/d"])
+    expected = {"bin/d", *nx.ancestors(graph.graph, "bin/d")}
+    assert set(sub.graph.nodes) == expected
+    assert sorted(sub.graph.edges) == sorted(graph.graph.subgraph(expected).edges)
+    assert sub.dependencies(sub.producer("bin/d")) == [graph.producer("bin/b"), graph.producer("bin/c")]
+
+
+def test_critical_paths_and_cycles() -> None:
+    import networkx as nx
+
+    graph = small_graph()
+    remaining = graph.remaining_critical_path(lambda a: 1.0)
+    assert remaining == {"bin/a": 3.0, "bin/b": 2.0, "bin/c": 2.0, "bin/d": 1.0, "bin/e": 1.0}
+    total, path = graph.critical_path(lambda a: 1.0)
+    assert (total, [a.primary_output for a in path]) == (3.0, ["bin/a", "bin/c", "bin/d"])
+    cyclic = ActionGraph([Action("X", "//p:x", (), ("x",), ("y",)), Action("Y", "//p:y", (), ("y",), ("x",))])
+    cyclic.link()
+    with pytest.raises(nx.NetworkXUnfeasible):
+        cyclic.remaining_critical_path(lambda a: 1.0)
+
+
+def test_file_digests_are_saved_only_when_changed(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("one")
+    saved = tmp_path / "digests.json"
+    first = FileDigests(str(tmp_path))
+    first.digest("f")
+    first.save(str(saved))
+    again = FileDigests(str(tmp_path))
+    again.load(str(saved))
+    saved.write_text(saved.read_text() + " ")  # a rewrite would drop the space
+    again.digest("f")
+    again.save(str(saved))
+    assert saved.read_text().endswith(" ")
+    (tmp_path / "f").write_text("two")
+    again.digest("f")
+    again.save(str(saved))
+    assert not saved.read_text().endswith(" ")
+
+
+def reference_find_packages(root: Path, ignored: set[str]) -> list[str]:
+    """find_packages as it was: os.walk, sorted, symlinks not followed."""
+    import os
+
+    from pybuild.globbing import is_ignored_dir
+
+    found = []
+    for directory, dirnames, filenames in os.walk(root):
+        relative = Path(directory).relative_to(root).as_posix()
+        relative = "" if relative == "." else relative
+        kept = [d for d in dirnames if not is_ignored_dir(d) and (f"{relative}/{d}" if relative else d) not in ignored]
+        dirnames[:] = sorted(kept)
+        if any(name in filenames for name in ("BUILD.bazel", "BUILD")):
+            found.append(relative)
+    return found
+
+
+def test_one_walk_finds_packages_and_lists_their_files(tmp_path: Path) -> None:
+    from pybuild.globbing import package_files, walk_packages
+
+    files = [
+        "BUILD.bazel", "a.txt", "src/x.rs", "src/deep/y.rs", "sub/BUILD", "sub/z.rs", "sub/more/w.rs",
+        ".git/config", "pybuild-out/junk", "skipped/BUILD.bazel", "skipped/s.rs", "zz/BUILD.bazel", "zz/q/r.rs",
+        "other/BUILD.bazel", "other/real/file.rs", "outside/target.rs",
+    ]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "other/linked").symlink_to(tmp_path / "outside")  # package_files follows it, the walk not
+    (tmp_path / "zz/q/BUILD").symlink_to(tmp_path / "missing")  # a broken BUILD: a package for the walk only
+    ignored = {"skipped"}
+    found, listings = walk_packages(str(tmp_path), "", ignored)
+    assert found == reference_find_packages(tmp_path, ignored)
+    # Left to package_files: "" holds an ignored directory, "other" a symlink, "zz" a doubtful subpackage.
+    assert sorted(listings) == ["sub", "zz/q"]
+    for package, listed in listings.items():
+        assert listed == package_files(tmp_path / package), package
