@@ -297,6 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PybuildError as error:
         print(error.render(), file=sys.stderr)
         return error.exit_code
+    except OSError as error:  # outside any action: e.g. the output tree cannot be created
+        where = f": {error.filename}" if error.filename else ""
+        print(f"ERROR: {error.strerror or error}{where} (check free space and permissions)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ERROR: interrupted: running actions were stopped and their partial outputs removed", file=sys.stderr)
         return 8

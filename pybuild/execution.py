@@ -132,6 +132,15 @@ class LocalExecution:
         return outcome
 
     def _execute(self, action: Action, slot: int) -> Outcome:
+        try:
+            return self._execute_or_raise(action, slot)
+        except OSError as error:
+            # A full disk or an unwritable output tree: name the action and the path, and record nothing
+            # (cache entries are written only after every output is stored, so the cache stays consistent).
+            problem = f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+            return Outcome(action, False, error=f"cannot run or store its outputs: {problem}", slot=slot)
+
+    def _execute_or_raise(self, action: Action, slot: int) -> Outcome:
         start = time.monotonic()
         try:
             key = action_key(action, self.digests.digest)

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from rust_workspaces import (
     REPO_ROOT,
     build_stats,
@@ -155,3 +156,31 @@ def test_memory_budget_keeps_big_actions_apart(tmp_path: Path) -> None:
     assert too_big, "the workload must have pairs of actions that do not fit together"
     for a, b in too_big:
         assert not (a["start"] < b["start"] < a["end"]), f"{a['owner']} and {b['owner']} ran together"
+
+
+def test_a_full_disk_gives_a_clear_error_and_a_consistent_cache(tmp_path: Path) -> None:
+    root = copy_examples(tmp_path / "examples")
+    output_base = root / "pybuild-out"
+    output_base.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(output_base)], check=False)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs to fill (needs root)")
+    try:
+        full = pybuild(root, "build", *TARGETS, "-j2", timeout=300)
+        assert full.code != 0, full.describe()
+        assert "No space left on device" in full.err and "Traceback" not in full.err, full.err
+        assert "internal error" not in full.err
+        subprocess.run(["mount", "-o", "remount,size=2g", str(output_base)], check=True)
+        _assert_builds_and_runs(root)
+        _assert_cache_entries_are_intact(root)
+    finally:
+        subprocess.run(["umount", "-l", str(output_base)], check=False)
+
+
+def test_an_unwritable_output_tree_gives_a_clear_error(tmp_path: Path) -> None:
+    root = copy_examples(tmp_path / "examples")
+    (root / "pybuild-out").mkdir()
+    (root / "pybuild-out" / "k8-fastbuild").write_text("a file where the output tree should be\n")
+    result = pybuild(root, "build", "//diamond:base", "-j2")
+    assert result.code != 0 and "Traceback" not in result.err and "internal error" not in result.err, result.err
+    assert "pybuild-out/k8-fastbuild" in result.err, result.err
