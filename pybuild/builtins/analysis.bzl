@@ -80,14 +80,20 @@ def _args():
             flat = {v: None for v in flat}.keys()
         return list(flat)
 
-    def add_all(arg_name_or_values, values = None, map_each = None, format_each = None, before_each = None,
-                omit_if_empty = True, uniquify = False, terminate_with = None):
-        name = arg_name_or_values if values != None else None
+    def _begin(arg_name_or_values, values, map_each, uniquify, omit_if_empty):
+        """The values to add (None: add nothing); the argument name goes in first when one was given."""
         flat = _values(values if values != None else arg_name_or_values, map_each, uniquify)
         if not flat and omit_if_empty:
+            return None
+        if values != None:
+            items.append(arg_name_or_values)
+        return flat
+
+    def add_all(arg_name_or_values, values = None, map_each = None, format_each = None, before_each = None,
+                omit_if_empty = True, uniquify = False, terminate_with = None):
+        flat = _begin(arg_name_or_values, values, map_each, uniquify, omit_if_empty)
+        if flat == None:
             return args
-        if name != None:
-            items.append(name)
         for v in flat:
             if before_each != None:
                 items.append(before_each)
@@ -98,12 +104,9 @@ def _args():
 
     def add_joined(arg_name_or_values, values = None, join_with = "", map_each = None, format_each = None,
                    format_joined = None, omit_if_empty = True, uniquify = False):
-        name = arg_name_or_values if values != None else None
-        flat = _values(values if values != None else arg_name_or_values, map_each, uniquify)
-        if not flat and omit_if_empty:
+        flat = _begin(arg_name_or_values, values, map_each, uniquify, omit_if_empty)
+        if flat == None:
             return args
-        if name != None:
-            items.append(name)
         items.append(_format(join_with.join([_format(v, format_each) for v in flat]), format_joined))
         return args
 
