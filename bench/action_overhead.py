@@ -20,6 +20,7 @@ import functools
 import importlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,33 +41,37 @@ PROBES = (
     ("action_graph.digests", None, "hash_file", "  of which: hashing input files"),
     ("action_graph.cache", "ActionCache", "lookup", "cache lookup"),
     ("action_graph.runner", "LocalRunner", "_clear_outputs", "clear old outputs"),
+    ("shutil", None, "rmtree", "sandbox: rmtree (before and after)"),
     ("action_graph.runner", "LocalRunner", "_populate", "sandbox: symlink inputs"),
     ("action_graph.runner", "LocalRunner", "_spawn", "spawn (process wrapper + rustc)"),
     ("action_graph.runner", "LocalRunner", "_collect_outputs", "sandbox: move outputs out"),
     ("action_graph.cache", "ActionCache", "store_file", "store outputs in the CAS (hash + link)"),
     ("action_graph.cache", "ActionCache", "record", "write the action cache entry"),
+    ("action_graph.runner", "LocalRunner", "run", "runner.run (sandbox + spawn)"),
     ("pybuild.execution", "LocalExecution", "_execute", "whole action (worker thread)"),
 )
 
 
 class Recorder:
-    """Thread-safe (category, thread, start, seconds) events, times relative to `origin`."""
+    """Thread-safe (category, thread, start, seconds) events, times relative to `origin`, and CPU per category."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, str, float, float]] = []
+        self.cpu: dict[str, float] = {}  # thread CPU seconds (time.thread_time) spent per category
         self.lock = threading.Lock()
         self.origin = time.monotonic()
 
     def wrap(self, category: str, function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.monotonic()
+            start, cpu = time.monotonic(), time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
-                seconds = time.monotonic() - start
+                seconds, cpu = time.monotonic() - start, time.thread_time() - cpu
                 with self.lock:
                     self.events.append((category, threading.current_thread().name, start - self.origin, seconds))
+                    self.cpu[category] = self.cpu.get(category, 0.0) + cpu
 
         return timed
 
@@ -103,33 +108,47 @@ def summarize(recorder: Recorder, wall: float) -> dict[str, Any]:
         name: {
             "calls": len(totals[name]),
             "seconds": sum(totals[name]),
+            "cpu": recorder.cpu.get(name, 0.0),
             "mean_ms": 1000 * statistics.fmean(totals[name]),
         }
         for name in order
         if name in totals
     }
-    executes = sorted((e for e in recorder.events if e[0] == PROBES[-1][3]), key=lambda e: e[2])
-    first = executes[:3]
-    early = [
-        {"category": c, "thread": t, "start": round(s, 3), "seconds": round(d, 3)}
-        for c, t, s, d in sorted(recorder.events, key=lambda e: e[2])
-        if first and s <= first[-1][2] + first[-1][3] and c != PROBES[-1][3]
-    ]
-    return {"wall": wall, "steps": rows, "first_actions": early}
+    return {"wall": wall, "steps": rows, "first_actions": first_actions(recorder.events)}
+
+
+def first_actions(events: list[tuple[str, str, float, float]], count: int = 3) -> list[dict[str, Any]]:
+    """The steps of the first `count` actions, summed per step (the first ones hash the toolchain)."""
+    whole = PROBES[-1][3]
+    actions = sorted((e for e in events if e[0] == whole), key=lambda e: e[2])[:count]
+    rows = []
+    for _, thread, start, seconds in actions:
+        inside = [e for e in events if e[1] == thread and start <= e[2] <= start + seconds and e[0] != whole]
+        steps: dict[str, float] = {}
+        for category, _, _, step_seconds in inside:
+            steps[category] = steps.get(category, 0.0) + step_seconds
+        rows.append({"thread": thread, "start": start, "seconds": seconds, "steps": steps})
+    return rows
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    print(f"\nbuild wall {summary['wall']:.2f}s; time inside actions by step (summed over worker threads):")
-    print(f"{'step':<45} {'calls':>6} {'total s':>8} {'mean ms':>8}")
+    print(
+        f"\nbuild wall {summary['wall']:.2f}s, pybuild's own CPU {summary['own_cpu']:.2f}s (its threads, no children)"
+    )
+    print("time inside actions by step (summed over worker threads):")
+    print(f"{'step':<45} {'calls':>6} {'total s':>8} {'mean ms':>8} {'CPU s':>7}")
     for name, row in summary["steps"].items():
-        print(f"{name:<45} {row['calls']:>6} {row['seconds']:8.3f} {row['mean_ms']:8.1f}")
+        print(f"{name:<45} {row['calls']:>6} {row['seconds']:8.3f} {row['mean_ms']:8.1f} {row['cpu']:7.3f}")
     steps = summary["steps"]
     whole = steps.get(PROBES[-1][3], {}).get("seconds", 0.0)
-    spawn = steps.get(PROBES[5][3], {}).get("seconds", 0.0)
+    spawn = steps.get("spawn (process wrapper + rustc)", {}).get("seconds", 0.0)
     print(f"{'=> inside actions but outside the spawn':<45} {'':>6} {whole - spawn:8.3f}")
-    print("\nsteps of the first actions (seconds since the build started):")
-    for event in summary["first_actions"][:40]:
-        print(f"  {event['start']:7.3f}  {event['seconds']:7.3f}  {event['thread']:<24} {event['category']}")
+    print("\nthe first actions (seconds):")
+    for action in summary["first_actions"]:
+        steps = ", ".join(
+            f"{name.strip()} {seconds:.3f}" for name, seconds in action["steps"].items() if seconds > 0.001
+        )
+        print(f"  start {action['start']:.3f}, {action['seconds']:.3f} in all: {steps}")
 
 
 def wrapper_startup(snapshot: Path, runs: int = 20) -> dict[str, float]:
@@ -151,6 +170,11 @@ def wrapper_startup(snapshot: Path, runs: int = 20) -> dict[str, float]:
     return results
 
 
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workspace", type=Path)
@@ -164,9 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         build_args.insert(0, "-j2")
     recorder = Recorder()
     install_probes(recorder)
-    start = time.monotonic()
+    start, cpu = time.monotonic(), _own_cpu()
     code = run_build(args.workspace.resolve(), build_args)
     summary = summarize(recorder, time.monotonic() - start)
+    summary["own_cpu"] = _own_cpu() - cpu
     summary["wrapper_startup_ms"] = wrapper_startup(args.snapshot)
     print_summary(summary)
     print(

@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import hashlib
+import heapq
 import json
 import os
 import re
@@ -250,6 +253,14 @@ def snapshot_pybuild(destination: Path) -> Path:
     return destination
 
 
+def tree_digest(root: Path) -> str:
+    """One SHA-256 over the snapshot's files, so runs can tell whether they measured the same code."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def pybuild_env(snapshot: Path) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(snapshot), PYTHONDONTWRITEBYTECODE="1")
 
@@ -315,7 +326,10 @@ def warm_up(workload: Workload, args: argparse.Namespace, snapshot: Path) -> dic
     if modes:
         argv = pybuild_argv("build", f"-j{args.jobs}", *PYBUILD_FLAGS[modes[-1]], *workload.targets)
         run_quiet(argv, workload.root, env, args.timeout, "pybuild warm-up build")
-    return {mode: action_edges(workload, mode, env, args.timeout) for mode in modes}
+    edges = {mode: action_edges(workload, mode, env, args.timeout) for mode in modes}
+    for mode, mode_edges in edges.items():
+        (args.runs_dir / f"{workload.name}-{mode}.edges.json").write_text(json.dumps(mode_edges), encoding="utf-8")
+    return edges
 
 
 # One run ------------------------------------------------------------------------------------------
@@ -341,6 +355,13 @@ class RunResult:
     def wall_over_bound(self) -> float | None:
         bound = self.profile.get("bound_seconds")
         return self.profile["wall_seconds"] / bound if bound else None
+
+    @property
+    def wall_over_ideal(self) -> float | None:
+        """pybuild's wall / (loading + analysis + a zero-overhead schedule of the same action durations)."""
+        if not self.gaps.get("list_schedule"):
+            return None
+        return self.profile["wall_seconds"] / (self.gaps["before_execution"] + self.gaps["list_schedule"])
 
 
 def _result(workload: Workload, system: str, round_: int, stats: ProcessStats, busy: float) -> RunResult:
@@ -474,6 +495,47 @@ def _overheads(actions: list[dict[str, Any]], costs: dict[str, float]) -> list[d
     return rows
 
 
+def list_schedule(actions: list[dict[str, Any]], edges: dict[str, list[str]], jobs: int) -> float:
+    """Makespan of this run's actions, with their measured durations, on `jobs` slots with no overhead at all
+    between them, always starting the ready action with the longest remaining path (what pybuild does). Unlike
+    max(critical path, total / jobs) this is achievable, so wall / it is what scheduling and gaps cost."""
+    duration = {a["primary_output"]: a["end"] - a["start"] for a in actions}
+    preds = {o: [p for p in edges.get(o, []) if p in duration] for o in duration}
+    succs: dict[str, list[str]] = {o: [] for o in duration}
+    for node, producers in preds.items():
+        for producer in producers:
+            succs[producer].append(node)
+    remaining: dict[str, float] = {}
+    for node in reversed(_topological(preds, succs)):
+        remaining[node] = duration[node] + max((remaining[s] for s in succs[node]), default=0.0)
+    waiting = {o: len(p) for o, p in preds.items()}
+    ready = [(-remaining[o], o) for o, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    running: list[tuple[float, str]] = []
+    now = 0.0
+    while ready or running:
+        while ready and len(running) < jobs:
+            node = heapq.heappop(ready)[1]
+            heapq.heappush(running, (now + duration[node], node))
+        now, node = heapq.heappop(running)
+        for successor in succs[node]:
+            waiting[successor] -= 1
+            if waiting[successor] == 0:
+                heapq.heappush(ready, (-remaining[successor], successor))
+    return now
+
+
+def _topological(preds: dict[str, list[str]], succs: dict[str, list[str]]) -> list[str]:
+    count = {o: len(p) for o, p in preds.items()}
+    order = [o for o, c in count.items() if c == 0]
+    for node in order:  # grows while iterating
+        for successor in succs[node]:
+            count[successor] -= 1
+            if count[successor] == 0:
+                order.append(successor)
+    return order
+
+
 def analyze_gaps(
     actions: list[dict[str, Any]], edges: dict[str, list[str]], trace: dict[str, Any], costs: dict[str, float]
 ) -> dict[str, Any]:
@@ -493,6 +555,7 @@ def analyze_gaps(
         by_mnemonic.setdefault(action["mnemonic"], []).append(action["end"] - action["start"])
     return {
         "before_execution": exec_start,
+        "list_schedule": list_schedule(actions, edges, jobs),
         "first_action_start": min(a["start"] for a in actions) - exec_start,
         "after_last_action": trace["otherData"]["wall_seconds"] - last_end,
         "idle_slot_seconds": jobs * (last_end - exec_start) - sum(r["duration"] for r in rows),
@@ -542,6 +605,8 @@ def describe_run(result: RunResult) -> str:
     if result.profile:
         bound = result.profile["bound_seconds"]
         text += f"  wall/bound {result.profile['wall_seconds']:.2f}/{bound:.2f} = {result.wall_over_bound:.3f}"
+        if result.wall_over_ideal is not None:
+            text += f"  wall/ideal {result.wall_over_ideal:.3f}"
         text += f"  ({result.summary.get('cached', '?')} cached)"
     if result.error:
         text += f"\n    ERROR: {result.error}"
@@ -556,6 +621,7 @@ def medians(results: list[RunResult]) -> dict[str, dict[str, dict[str, float]]]:
             groups.setdefault((result.workload, result.system), []).append(result)
     for (workload, system), runs in groups.items():
         ratios = [r.wall_over_bound for r in runs if r.wall_over_bound is not None]
+        ideal = [r.wall_over_ideal for r in runs if r.wall_over_ideal is not None]
         table.setdefault(workload, {})[system] = {
             "runs": len(runs),
             "wall": statistics.median(r.wall for r in runs),
@@ -567,80 +633,91 @@ def medians(results: list[RunResult]) -> dict[str, dict[str, dict[str, float]]]:
             "other_load": statistics.median(r.other_cpu_fraction for r in runs),
             "wall_over_bound": statistics.median(ratios) if ratios else float("nan"),
             "wall_over_bound_max": max(ratios) if ratios else float("nan"),
+            "wall_over_ideal": statistics.median(ideal) if ideal else float("nan"),
         }
     return table
 
 
-def pair_ratios(results: list[RunResult]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per workload and pair: the ratio of walls within each round, and their median."""
-    walls = {(r.workload, r.system, r.round): r.wall for r in results if r.error is None}
+def pair_ratios(results: list[RunResult], key: str = "wall") -> dict[str, dict[str, dict[str, Any]]]:
+    """Per workload and pair: the ratio of `key` (wall or tree_cpu) within each round, and their median."""
+    values = {(r.workload, r.system, r.round): getattr(r, key) for r in results if r.error is None}
+    rounds = sorted({r.round for r in results})
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for workload in sorted({r.workload for r in results}):
         for top, bottom in RATIO_PAIRS:
-            rounds = sorted({r.round for r in results})
-            per_round = [
-                walls[(workload, top, n)] / walls[(workload, bottom, n)]
-                for n in rounds
-                if (workload, top, n) in walls and (workload, bottom, n) in walls
-            ]
+            pairs = [((workload, top, n), (workload, bottom, n)) for n in rounds]
+            per_round = [values[a] / values[b] for a, b in pairs if a in values and b in values]
             if per_round:
-                out.setdefault(workload, {})[f"{top}/{bottom}"] = {
-                    "per_round": per_round,
-                    "median": statistics.median(per_round),
-                }
+                entry = {"per_round": per_round, "median": statistics.median(per_round)}
+                out.setdefault(workload, {})[f"{top}/{bottom}"] = entry
     return out
 
 
 def print_tables(results: list[RunResult]) -> None:
-    print("\nMedians (wall: whole process; cpu: process tree; own: the pybuild or cargo process itself)")
-    header = f"{'workload':<8} {'system':<11} {'n':>2} {'wall s':>7} {'min':>6} {'max':>6} {'cpu s':>6}"
-    print(header + f" {'own cpu':>7} {'own RSS':>8} {'w/bound':>7} {'w/b max':>7} {'other':>5}")
+    print("\nMedians (wall: whole process; cpu: process tree; own: the pybuild or cargo process itself;")
+    print("w/bound: pybuild's wall_seconds / bound_seconds; w/ideal: wall / zero-overhead list schedule)")
+    header = f"{'workload':<10} {'system':<11} {'n':>2} {'wall s':>7} {'min':>6} {'max':>6} {'cpu s':>6}"
+    print(header + f" {'own cpu':>7} {'own RSS':>8} {'w/bound':>7} {'w/b max':>7} {'w/ideal':>7} {'other':>5}")
     for workload, systems in medians(results).items():
         for system in SYSTEMS:
             if system in systems:
                 m = systems[system]
                 print(
-                    f"{workload:<8} {system:<11} {m['runs']:>2} {m['wall']:7.2f} {m['wall_min']:6.2f} "
+                    f"{workload:<10} {system:<11} {m['runs']:>2} {m['wall']:7.2f} {m['wall_min']:6.2f} "
                     f"{m['wall_max']:6.2f} {m['tree_cpu']:6.1f} {m['own_cpu']:7.2f} {m['own_peak_rss_mb']:6.0f}MB "
-                    f"{m['wall_over_bound']:7.3f} {m['wall_over_bound_max']:7.3f} {m['other_load']:5.0%}"
+                    f"{m['wall_over_bound']:7.3f} {m['wall_over_bound_max']:7.3f} {m['wall_over_ideal']:7.3f} "
+                    f"{m['other_load']:5.0%}"
                 )
-    print("\nWall-time ratios (per round, then the median)")
-    for workload, pairs in pair_ratios(results).items():
-        for pair, data in pairs.items():
-            rounds = " ".join(f"{v:.3f}" for v in data["per_round"])
-            print(f"{workload:<8} {pair:<19} median {data['median']:.3f}   rounds: {rounds}")
+    for title, key in (("Wall-time", "wall"), ("CPU-time (process tree)", "tree_cpu")):
+        print(f"\n{title} ratios (per round, then the median)")
+        for workload, pairs in pair_ratios(results, key).items():
+            for pair, data in pairs.items():
+                rounds = " ".join(f"{v:.3f}" for v in data["per_round"])
+                print(f"{workload:<10} {pair:<19} median {data['median']:.3f}   rounds: {rounds}")
+
+
+GAP_COLUMNS = (  # (heading, key in RunResult.gaps, format)
+    ("pre-exec", "before_execution", "8.2f"),
+    ("ideal", "list_schedule", "7.2f"),
+    ("1st start", "first_action_start", "9.3f"),
+    ("delay sum", "dispatch_delay_sum", "9.3f"),
+    ("crit delay", "critical_path_delay_sum", "10.3f"),
+    ("in-action", "overhead_sum", "9.2f"),
+    ("1st ovh", "first_action_overhead", "7.2f"),
+    ("after", "after_last_action", "6.2f"),
+    ("idle slot-s", "idle_slot_seconds", "11.2f"),
+)
 
 
 def print_gaps(results: list[RunResult]) -> None:
-    print("\nWhere pybuild's wall time goes beyond its actions (seconds; medians over rounds)")
-    print(
-        f"{'workload':<8} {'system':<11} {'pre-exec':>8} {'1st start':>9} {'delay sum':>9} {'crit delay':>10} "
-        f"{'in-action':>9} {'1st ovh':>7} {'after':>6} {'idle slot-s':>11}"
-    )
+    print("\nWhere pybuild's wall time goes beyond its actions (seconds; medians over rounds). ideal: the same")
+    print("actions on the same slots with no gaps; in-action: time inside actions outside the spawned process")
+    headings = " ".join(f"{heading:>{int(fmt.split('.')[0])}}" for heading, _, fmt in GAP_COLUMNS)
+    print(f"{'workload':<10} {'system':<11} {headings}")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for result in results:
         if result.gaps:
             groups.setdefault((result.workload, result.system), []).append(result.gaps)
     for (workload, system), gaps in groups.items():
+        cells = [format(_median_of(gaps, key), fmt) for _, key, fmt in GAP_COLUMNS]
+        print(f"{workload:<10} {system:<11} " + " ".join(cells))
 
-        def med(key: str, rows: list[dict[str, Any]] = gaps) -> float:
-            values = [g[key] for g in rows if g.get(key) is not None]
-            return statistics.median(values) if values else float("nan")
 
-        print(
-            f"{workload:<8} {system:<11} {med('before_execution'):8.2f} {med('first_action_start'):9.3f} "
-            f"{med('dispatch_delay_sum'):9.3f} {med('critical_path_delay_sum'):10.3f} {med('overhead_sum'):9.2f} "
-            f"{med('first_action_overhead'):7.2f} {med('after_last_action'):6.2f} {med('idle_slot_seconds'):11.2f}"
-        )
+def _median_of(rows: list[dict[str, Any]], key: str) -> float:
+    values = [row[key] for row in rows if row.get(key) is not None]
+    return statistics.median(values) if values else float("nan")
 
 
 def write_json(path: Path, args: argparse.Namespace, results: list[RunResult], context: dict) -> None:
     payload = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": context.get("machine", {}),
-        "runs": [dict(asdict(r), wall_over_bound=r.wall_over_bound) for r in results],
+        "runs": [
+            dict(asdict(r), wall_over_bound=r.wall_over_bound, wall_over_ideal=r.wall_over_ideal) for r in results
+        ],
         "medians": medians(results),
         "ratios": pair_ratios(results),
+        "cpu_ratios": pair_ratios(results, "tree_cpu"),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_suffix(".tmp")
@@ -700,6 +777,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per build")
     parser.add_argument("--quiet_threshold", type=float, default=0.3, help="wait while the CPUs are busier")
     parser.add_argument("--quiet_wait", type=float, default=120.0, help="longest wait for a quiet machine")
+    parser.add_argument("--reanalyze", action="store_true", help="only recompute the analysis of --output")
     args = parser.parse_args(argv)
     args.runs_dir = args.output.parent / f"{args.output.stem}_runs"
     return args
@@ -710,6 +788,7 @@ def run_all(args: argparse.Namespace) -> list[RunResult]:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     context["snapshot"] = snapshot_pybuild(args.work_dir / "pybuild-snapshot")
+    context["machine"]["snapshot_sha256"] = tree_digest(context["snapshot"])
     workloads = prepare_workloads(args)
     edges = {w.name: warm_up(w, args, context["snapshot"]) for w in workloads}
     results: list[RunResult] = []
@@ -724,11 +803,50 @@ def run_all(args: argparse.Namespace) -> list[RunResult]:
     return results
 
 
+def load_results(path: Path) -> tuple[list[RunResult], dict[str, Any]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    names = {f.name for f in dataclasses.fields(RunResult)}
+    runs = [RunResult(**{k: v for k, v in run.items() if k in names}) for run in data["runs"]]
+    return runs, data.get("machine", {})
+
+
+OVERHEAD_KEYS = ("overhead_sum", "overhead_mean_ms", "first_action_overhead", "worst_overheads")  # need costs.json
+
+
+def saved_edges(args: argparse.Namespace, workload: str, system: str, snapshot: Path) -> dict[str, list[str]]:
+    """The action edges stored at warm-up, or from `pybuild aquery` in the workload's directory."""
+    path = args.runs_dir / f"{workload}-{system}.edges.json"
+    if not path.is_file():
+        targets = args.debian_targets.split() if workload == "debian" else ["//..."]
+        edges = action_edges(
+            Workload(workload, args.work_dir / workload, targets), system, pybuild_env(snapshot), args.timeout
+        )
+        path.write_text(json.dumps(edges), encoding="utf-8")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def reanalyze(args: argparse.Namespace) -> list[RunResult]:
+    """Recompute the schedule analysis of an earlier --output from its saved profiles and execution logs
+    (the in-action overheads need the run's costs.json and are kept as they were)."""
+    results, machine = load_results(args.output)
+    snapshot = args.work_dir / "pybuild-snapshot"
+    for result in results:
+        if result.system == "cargo" or result.error:
+            continue
+        base = args.runs_dir / f"{result.workload}-{result.system}-{result.round}"
+        actions = json.loads(base.with_suffix(".exec.json").read_text(encoding="utf-8"))
+        trace = json.loads(base.with_suffix(".profile.json").read_text(encoding="utf-8"))
+        fresh = analyze_gaps(actions, saved_edges(args, result.workload, result.system, snapshot), trace, {})
+        result.gaps.update({key: value for key, value in fresh.items() if key not in OVERHEAD_KEYS})
+    write_json(args.output, args, results, {"machine": machine})
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         check_tools(args)
-        results = run_all(args)
+        results = reanalyze(args) if args.reanalyze else run_all(args)
     except CompareError as error:
         print(f"compare.py: {error}", file=sys.stderr)
         return 1
