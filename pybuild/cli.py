@@ -18,6 +18,7 @@ from pybuild.lock import workspace_lock
 from pybuild.workspace import OUTPUT_DIR_NAME, find_workspace_root
 
 _SHORT_BOOL_FLAGS = {"-k": "--keep_going"}
+_NEGATIVE_PATTERN_PREFIXES = ("-//", "-@", "-:")
 # Commands that write the output tree, the cache or generated repositories: one at a time.
 _WRITING_COMMANDS = frozenset({"build", "test", "run", "clean", "aquery", "info", "crates", "check-determinism"})
 _TRUE = ("1", "true", "yes")
@@ -283,9 +284,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         program_args = arguments[arguments.index("--") + 1 :] if "--" in arguments else []
         arguments = arguments[: arguments.index("--")] if "--" in arguments else arguments
         rest, starlark_flags = build_options.split_starlark_flags(arguments)
+        # Negative target patterns (-//x:y) look like flags to argparse; they are patterns, as in Bazel.
+        negative = [a for a in rest if a.startswith(_NEGATIVE_PATTERN_PREFIXES)]
+        rest = [a for a in rest if not a.startswith(_NEGATIVE_PATTERN_PREFIXES)]
         args = parser.parse_args(_normalize_bool_flags(rest, _bool_flag_names(parser)))
         args.starlark_flags = starlark_flags
         args.program_args = program_args
+        if hasattr(args, "targets"):
+            # After `--`, build and test take patterns (`pybuild build -- //... -//x:y`); run takes program args.
+            args.targets = [*args.targets, *negative, *(program_args if args.command != "run" else [])]
         if args.command is None:
             parser.print_help()
             return 2

@@ -299,3 +299,15 @@ def _run(cwd: Path, argv: list[str], env: dict[str, str]) -> tuple[int, str, str
 
 def test_battery_has_at_least_thirty_cases() -> None:
     assert len(CASES) >= 30
+
+
+def test_negative_patterns_subtract_targets_before_and_after_double_dash(tmp_path: Path) -> None:
+    """Not bad input, but the case that looked like one: `-//x:y` is a pattern, not an unknown flag."""
+    root = write_workspace(tmp_path / "ws", {**_lib(), "lib/broken.rs": "this does not compile\n"})
+    (root / "lib" / "BUILD.bazel").write_text(
+        RULES_RUST_LOAD + LIB + 'rust_library(name = "broken", srcs = ["broken.rs"])\n', encoding="utf-8"
+    )
+    for argv in (["build", "//lib:all", "-//lib:broken"], ["build", "--", "//lib:all", "-//lib:broken"]):
+        code, _, err = run_pybuild(root, *argv)
+        assert code == 0, err
+        assert "Build OK" in err
