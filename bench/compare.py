@@ -44,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,7 +196,7 @@ def prepare_synthetic(name: str, root: Path, args: argparse.Namespace) -> Worklo
     return Workload(name, root, ["//..."])
 
 
-def _copy_ignore(source: Path):
+def _copy_ignore(source: Path) -> Callable[[str, list[str]], list[str]]:
     def ignore(directory: str, names: list[str]) -> list[str]:
         return [n for n in names if Path(directory) == source and n in EXAMPLES_EXCLUDE]
 
@@ -779,6 +780,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quiet_wait", type=float, default=120.0, help="longest wait for a quiet machine")
     parser.add_argument("--reanalyze", action="store_true", help="only recompute the analysis of --output")
     args = parser.parse_args(argv)
+    args.output, args.work_dir = args.output.resolve(), args.work_dir.resolve()  # builds run in other directories
     args.runs_dir = args.output.parent / f"{args.output.stem}_runs"
     return args
 
