@@ -4,7 +4,7 @@ The run is an action: its directives (cargo:rustc-cfg and friends) become files 
 rustc actions read through the process wrapper (see BuildInfo in providers.bzl).
 """
 
-load("//rust/private:crate.bzl", "COMPILE_ATTRS", "TOOLCHAIN_TYPE", "collect_deps", "crate_from_attrs", "crate_root", "manifest_dir")
+load("//rust/private:crate.bzl", "COMPILE_ATTRS", "TOOLCHAIN_TYPE", "collect_deps", "crate_from_attrs", "crate_root", "manifest_dir", "package_version_env")
 load("//rust/private:providers.bzl", "BuildInfo")
 load("//rust/private:rustc.bzl", "compile_crate")
 
@@ -16,14 +16,9 @@ def _feature_env(features):
 
 def _script_env(ctx, toolchain, crate):
     profile, opt_level, debug = _PROFILES[ctx.var["COMPILATION_MODE"]]
-    numbers = (crate.version.split("-", 1)[0].split(".") + ["0", "0", "0"])[:3]
-    env = {
+    env = dict(package_version_env(crate.version))
+    env.update({
         "CARGO_PKG_NAME": ctx.attr.pkg_name or crate.name,
-        "CARGO_PKG_VERSION": crate.version,
-        "CARGO_PKG_VERSION_MAJOR": numbers[0],
-        "CARGO_PKG_VERSION_MINOR": numbers[1],
-        "CARGO_PKG_VERSION_PATCH": numbers[2],
-        "CARGO_PKG_VERSION_PRE": crate.version.split("-", 1)[1] if "-" in crate.version else "",
         "CARGO_MANIFEST_LINKS": ctx.attr.links,
         "TARGET": toolchain.target_triple,
         "HOST": toolchain.exec_triple,
@@ -34,7 +29,7 @@ def _script_env(ctx, toolchain, crate):
         "CARGO_ENCODED_RUSTFLAGS": "",
         "RUSTC_LINKER": "cc",
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-    }
+    })
     env.update(_feature_env(crate.features))
     env.update(ctx.attr.build_script_env)
     return env

@@ -56,6 +56,17 @@ def manifest_dir(ctx):
     parts = [p for p in [ctx.label.workspace_root, ctx.label.package] if p]
     return "/".join(parts) if parts else "."
 
+def package_version_env(version):
+    """Cargo's CARGO_PKG_VERSION and its parts (build metadata after '+' is not part of PATCH)."""
+    numbers = (version.split("-", 1)[0].split("+", 1)[0].split(".") + ["0", "0", "0"])[:3]
+    return {
+        "CARGO_PKG_VERSION": version,
+        "CARGO_PKG_VERSION_MAJOR": numbers[0],
+        "CARGO_PKG_VERSION_MINOR": numbers[1],
+        "CARGO_PKG_VERSION_PATCH": numbers[2],
+        "CARGO_PKG_VERSION_PRE": version.split("-", 1)[1] if "-" in version else "",
+    }
+
 def crate_from_attrs(ctx, crate_type, srcs, root, **overrides):
     owner = label_string(ctx)
     fields = dict(

@@ -5,6 +5,7 @@ actions they declare, what they emit and which dependency files they compile aga
 """
 
 load("//settings:settings.bzl", "BuildSettingInfo")
+load(":crate.bzl", "package_version_env")
 load(":providers.bzl", "CrateInfo", "DepInfo")
 
 # rules_rust's -c mapping: (opt-level, debuginfo).
@@ -93,17 +94,12 @@ def _run_rustc(ctx, toolchain, crate, mnemonic, arguments, dependency_files, out
 
 def _cargo_env(crate):
     """What Cargo tells every crate it compiles (env!("CARGO_PKG_VERSION") and friends)."""
-    numbers = (crate.version.split("-", 1)[0].split("+", 1)[0].split(".") + ["0", "0", "0"])[:3]
-    return {
-        "CARGO_CRATE_NAME": crate.name,
-        "CARGO_PKG_NAME": crate.name,
-        "CARGO_PKG_VERSION": crate.version,
-        "CARGO_PKG_VERSION_MAJOR": numbers[0],
-        "CARGO_PKG_VERSION_MINOR": numbers[1],
-        "CARGO_PKG_VERSION_PATCH": numbers[2],
-        "CARGO_PKG_VERSION_PRE": crate.version.split("-", 1)[1] if "-" in crate.version else "",
-        "CARGO_MANIFEST_DIR": "${pwd}/" + crate.manifest_dir,
-    }
+    return dict(
+        package_version_env(crate.version),
+        CARGO_CRATE_NAME = crate.name,
+        CARGO_PKG_NAME = crate.name,
+        CARGO_MANIFEST_DIR = "${pwd}/" + crate.manifest_dir,
+    )
 
 def _declare_outputs(ctx, crate, mode):
     """(output, metadata): the full artifact and what dependents compile against."""
