@@ -3,6 +3,11 @@ critical path, so pipelined metadata actions unblock dependents while codegen st
 
 An optional memory budget bounds the summed estimated peak RSS of running actions: on a small
 machine fewer big rustc processes run at once instead of being killed by the kernel.
+
+Fusion: an action may say that another action's process also writes its only output, early (rmeta
+pipelining: the full compile writes the .rmeta before codegen). When both are ready and the executor can
+fuse, one process in one slot serves both, as Cargo's pipelining does, and the early action finishes (and
+unblocks its dependents) while that process still runs.
 """
 
 from __future__ import annotations
@@ -30,6 +35,23 @@ class Outcome:
     start: float = 0.0  # seconds since the build started
     end: float = 0.0
     slot: int = 0
+
+
+# Execution requirements of an action whose output another action's process writes early (see above).
+EARLY_OUTPUT_OF = "early-output-of"  # the other action's primary output
+EARLY_OUTPUT_PATH = "early-output-path"  # where that process writes this action's output
+
+
+def early_output_source(action: Action) -> tuple[str, str] | None:
+    """(primary output of the action whose process also writes this action's output, the path it writes)."""
+    requirements = dict(action.execution_requirements)
+    if EARLY_OUTPUT_OF not in requirements or EARLY_OUTPUT_PATH not in requirements:
+        return None
+    return requirements[EARLY_OUTPUT_OF], requirements[EARLY_OUTPUT_PATH]
+
+
+# execute_fused(early, main, slot, settle_early) runs `main` and calls settle_early(outcome of early) once.
+ExecuteFused = Callable[[Action, Action, int, Callable[["Outcome"], None]], "Outcome"]
 
 
 @dataclass
@@ -65,7 +87,7 @@ class _Run:
     waiting: dict[str, int]
     ready: list[tuple[float, str]]
     free_slots: list[int]
-    running: dict[Future[Outcome], tuple[str, int, float]] = field(default_factory=dict)
+    running: dict[Future[Outcome], tuple[str, int | None, float]] = field(default_factory=dict)  # slot None: fused
     memory_in_use: float = 0.0
     stopping: bool = False
     result: ScheduleResult = field(default_factory=ScheduleResult)
@@ -85,6 +107,7 @@ class Scheduler:
         self.priority = graph.remaining_critical_path(cost)
         self.keep_going = keep_going
         self.budget = budget
+        self.partners = self._fusable_pairs()
 
     def run(
         self,
@@ -92,6 +115,7 @@ class Scheduler:
         on_start: Callable[[Action, int], None],
         on_finish: Callable[[Outcome], None],
         on_interrupt: Callable[[], None],
+        execute_fused: ExecuteFused | None = None,
     ) -> ScheduleResult:
         nodes = self.graph.graph
         waiting = {node: nodes.in_degree(node) for node in nodes}
@@ -101,7 +125,7 @@ class Scheduler:
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             try:
                 while run.running or (run.ready and not run.stopping):
-                    self._start_ready(run, pool, execute, on_start)
+                    self._start_ready(run, pool, execute, on_start, execute_fused)
                     self._collect_finished(run, on_finish)
             except KeyboardInterrupt:
                 on_interrupt()
@@ -110,17 +134,67 @@ class Scheduler:
         run.result.skipped = [nodes.nodes[n]["action"] for n in nodes if n not in done]
         return run.result
 
-    def _start_ready(self, run: _Run, pool: ThreadPoolExecutor, execute, on_start) -> None:
+    def _fusable_pairs(self) -> dict[str, str]:
+        """Both ways: an early-output action and the action whose process writes that output."""
+        pairs = {}
+        for node, action in self.graph.graph.nodes(data="action"):
+            source = early_output_source(action)
+            if source is not None and source[0] in self.graph.graph:
+                pairs[node], pairs[source[0]] = source[0], node
+        return pairs
+
+    def _start_ready(self, run: _Run, pool: ThreadPoolExecutor, execute, on_start, execute_fused) -> None:
         while run.ready and run.free_slots and not run.stopping:
             picked = self._pick(run)
             if picked is None:
                 return  # nothing fits in the memory budget until something finishes
             node, memory = picked
             slot = run.free_slots.pop()
+            partner = self._take_ready_partner(node, run) if execute_fused else None
+            if partner is not None:
+                memory = max(memory, self._estimated_memory(partner))  # one process, the bigger estimate
+            run.memory_in_use += memory
+            if partner is not None:
+                self._start_fused(node, partner, slot, memory, run, pool, execute_fused, on_start)
+                continue
             action = self.graph.graph.nodes[node]["action"]
             on_start(action, slot)
-            run.memory_in_use += memory
             run.running[pool.submit(execute, action, slot)] = (node, slot, memory)
+
+    def _take_ready_partner(self, node: str, run: _Run) -> str | None:
+        """The node's fusion partner, taken off the ready heap, if it is ready too."""
+        partner = self.partners.get(node)
+        entry = (-self.priority[partner], partner) if partner is not None else None
+        if entry not in run.ready:
+            return None
+        run.ready.remove(entry)
+        heapq.heapify(run.ready)
+        return partner
+
+    def _estimated_memory(self, node: str) -> float:
+        return self.budget.estimate_mb(self.graph.graph.nodes[node]["action"]) if self.budget else 0.0
+
+    def _start_fused(self, node, partner, slot, memory, run: _Run, pool, execute_fused, on_start) -> None:
+        """One process for both; the early action's outcome arrives on its own future, holding no slot."""
+        nodes = self.graph.graph.nodes
+        early, main = (node, partner) if early_output_source(nodes[node]["action"]) else (partner, node)
+        early_action, main_action = nodes[early]["action"], nodes[main]["action"]
+        early_done: Future[Outcome] = Future()
+
+        def settle_early(outcome: Outcome) -> None:
+            if not early_done.done():
+                early_done.set_result(outcome)
+
+        def run_both() -> Outcome:
+            try:
+                return execute_fused(early_action, main_action, slot, settle_early)
+            finally:  # whatever happened, the early action must end too or the build would wait forever
+                settle_early(Outcome(early_action, False, error=f"not produced by {main_action.describe()}"))
+
+        on_start(early_action, slot)
+        on_start(main_action, slot)
+        run.running[early_done] = (early, None, 0.0)
+        run.running[pool.submit(run_both)] = (main, slot, memory)
 
     def _pick(self, run: _Run) -> tuple[str, float] | None:
         """The most critical ready action that fits the memory budget (any action if none runs)."""
@@ -139,7 +213,8 @@ class Scheduler:
         done, _ = wait(run.running, return_when=FIRST_COMPLETED)
         for future in done:
             node, slot, memory = run.running.pop(future)
-            run.free_slots.append(slot)
+            if slot is not None:
+                run.free_slots.append(slot)
             run.memory_in_use -= memory
             outcome = future.result()
             run.result.outcomes.append(outcome)
