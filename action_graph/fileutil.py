@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,19 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
             handle.write(data)
         os.chmod(temp, mode)
         os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_copy(source: Path, destination: Path) -> None:
+    """Copy a file's bytes (not its inode: the writer may still own it) to `destination` in one rename."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, temp)
+        os.replace(temp, destination)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise

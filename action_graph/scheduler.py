@@ -189,7 +189,9 @@ class Scheduler:
             try:
                 return execute_fused(early_action, main_action, slot, settle_early)
             finally:  # whatever happened, the early action must end too or the build would wait forever
-                settle_early(Outcome(early_action, False, error=f"not produced by {main_action.describe()}"))
+                settle_early(
+                    Outcome(early_action, False, error=f"{main_action.describe()}, its process, did not write it")
+                )
 
         on_start(early_action, slot)
         on_start(main_action, slot)

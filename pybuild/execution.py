@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,10 +16,10 @@ from typing import TYPE_CHECKING
 from action_graph.action import Action
 from action_graph.cache import ActionCache, ActionResult, OutputRecord
 from action_graph.digests import FileDigests, action_key
-from action_graph.fileutil import atomic_symlink, atomic_write_text
+from action_graph.fileutil import atomic_copy, atomic_symlink, atomic_write_text
 from action_graph.graph import ActionGraph
-from action_graph.runner import ActionFailed, LocalRunner, SpawnResult
-from action_graph.scheduler import Budget, Outcome, Scheduler, ScheduleResult
+from action_graph.runner import ActionFailed, EarlyOutput, LocalRunner, SpawnResult
+from action_graph.scheduler import Budget, Outcome, Scheduler, ScheduleResult, early_output_source
 from action_graph.uptodate import UpToDate
 from pybuild.errors import PybuildError
 from pybuild.progress import Progress
@@ -101,8 +102,10 @@ class LocalExecution:
         budget = Budget(self.options.local_ram_mb, self._estimated_rss_mb)
         scheduler = Scheduler(needed, self.options.jobs, self._cost, self.options.keep_going, budget)
         try:
+            # Fusing needs both actions on this machine; remote actions run one process each.
+            fused = self._execute_fused if self.remote is None and _fusion_enabled() else None
             result = self.up_to_date.check(needed, self.started) or scheduler.run(
-                self._timed_execute, progress.start, progress.finish, self._interrupted
+                self._timed_execute, progress.start, progress.finish, self._interrupted, fused
             )
             self.up_to_date.remember(needed, result)
         finally:
@@ -125,22 +128,59 @@ class LocalExecution:
     def _cost(self, action: Action) -> float:
         return self.costs.get(_cost_key(action), _DEFAULT_COSTS.get(action.mnemonic, 1.0))
 
-    def _timed_execute(self, action: Action, slot: int) -> Outcome:
+    def _timed_execute(self, action: Action, slot: int, early: EarlyOutput | None = None) -> Outcome:
         start = time.monotonic()
-        outcome = self._execute(action, slot)
+        outcome = self._execute(action, slot, early)
         outcome.start, outcome.end = start - self.started, time.monotonic() - self.started
         return outcome
 
-    def _execute(self, action: Action, slot: int) -> Outcome:
+    def _execute_fused(
+        self, early: Action, main: Action, slot: int, settle_early: Callable[[Outcome], None]
+    ) -> Outcome:
+        """One process for both (see scheduler.py): `main`'s process writes `early`'s output before it ends.
+        When either is cached, fusing gains nothing: both get ordinary runs, the early one first."""
+        if self._is_cached(early) or self._is_cached(main):
+            settle_early(self._timed_execute(early, slot))
+            return self._timed_execute(main, slot)
+        start = time.monotonic()
+        source = early_output_source(early)
+        assert source is not None  # the scheduler fuses only actions that name their source
+
+        def adopt(written: Path) -> None:
+            settle_early(self._adopt_early_output(early, written, slot, start))
+
+        return self._timed_execute(main, slot, (source[1], adopt))
+
+    def _is_cached(self, action: Action) -> bool:
         try:
-            return self._execute_or_raise(action, slot)
+            return self.cache.lookup(action_key(action, self.digests.digest)) is not None
+        except FileNotFoundError:
+            return False
+
+    def _adopt_early_output(self, early: Action, written: Path, slot: int, start: float) -> Outcome:
+        """Record the file another action's process wrote as `early`'s output, exactly as if `early` had run:
+        the same bytes (rustc's .rmeta does not depend on the output directory) under `early`'s own key."""
+        try:
+            key = action_key(early, self.digests.digest)
+            atomic_copy(written, self.workspace.root / early.primary_output)
+            records = self._store_outputs(early)
+        except (OSError, ActionFailed) as error:
+            return Outcome(early, False, error=f"cannot take its output from {written}: {error}", slot=slot)
+        now = time.monotonic()
+        self.cache.record(key, ActionResult(tuple(records), now - start, 0))
+        self.costs[_cost_key(early)] = now - start
+        return Outcome(early, True, duration=now - start, slot=slot, start=start - self.started, end=now - self.started)
+
+    def _execute(self, action: Action, slot: int, early: EarlyOutput | None = None) -> Outcome:
+        try:
+            return self._execute_or_raise(action, slot, early)
         except OSError as error:
             # A full disk or an unwritable output tree: name the action and the path, and record nothing
             # (cache entries are written only after every output is stored, so the cache stays consistent).
             problem = f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
             return Outcome(action, False, error=f"cannot run or store its outputs: {problem}", slot=slot)
 
-    def _execute_or_raise(self, action: Action, slot: int) -> Outcome:
+    def _execute_or_raise(self, action: Action, slot: int, early: EarlyOutput | None) -> Outcome:
         start = time.monotonic()
         try:
             key = action_key(action, self.digests.digest)
@@ -150,7 +190,7 @@ class LocalExecution:
         if hit is not None and self._materialize(hit):
             return Outcome(action, True, cached=True, duration=hit.duration, slot=slot, start=start)
         try:
-            spawn = self._spawn(action, slot)
+            spawn = self._spawn(action, slot, early)
             if spawn.exit_code != 0:
                 return Outcome(
                     action,
@@ -181,15 +221,15 @@ class LocalExecution:
             start=start,
         )
 
-    def _spawn(self, action: Action, slot: int) -> SpawnResult:
+    def _spawn(self, action: Action, slot: int, early: EarlyOutput | None = None) -> SpawnResult:
         """Run the action here, or through the remote strategy when a remote server is configured."""
         if self.remote is not None and action.content is None:
             return self.remote.run(action, slot)
-        return self._spawn_local(action, slot)
+        return self._spawn_local(action, slot, early)
 
-    def _spawn_local(self, action: Action, slot: int) -> SpawnResult:
+    def _spawn_local(self, action: Action, slot: int, early: EarlyOutput | None = None) -> SpawnResult:
         if self.remote is None:
-            return self.runner.run(action, slot)
+            return self.runner.run(action, slot, early)
         with self._local_slots:
             return self.runner.run(action, slot)
 
@@ -233,6 +273,11 @@ def _files_under(root: Path, output: str) -> list[str]:
     if not full.is_dir():
         return [output]
     return sorted(str(Path(d, f).relative_to(root)) for d, _, files in os.walk(full) for f in files)
+
+
+def _fusion_enabled() -> bool:
+    """PYBUILD_FUSE_PIPELINED=0 runs every action in its own process (to compare, or to rule fusion out)."""
+    return os.environ.get("PYBUILD_FUSE_PIPELINED", "1") != "0"
 
 
 def _cost_key(action: Action) -> str:

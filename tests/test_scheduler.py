@@ -102,5 +102,5 @@ def test_a_process_that_never_writes_the_early_output_fails_both_actions_and_sto
     result = _run(recorder, jobs=2)
     failed = {o.action.primary_output: o.error for o in result.failures}
     assert set(failed) == {"a.rmeta", "a.rlib"}
-    assert "not produced by Rustc a.rlib" in (failed["a.rmeta"] or "")
+    assert "Rustc a.rlib (owner //:a), its process, did not write it" in (failed["a.rmeta"] or "")
     assert {a.primary_output for a in result.skipped} == {"b.rmeta", "b.rlib", "app"}

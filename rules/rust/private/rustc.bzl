@@ -75,7 +75,8 @@ def _dependency_view(deps, use_metadata):
     directories = {f.dirname: None for f in files.to_list()}
     return externs, list(directories), files
 
-def _run_rustc(ctx, toolchain, crate, mnemonic, arguments, dependency_files, outputs, env, wrapper_flags):
+def _run_rustc(ctx, toolchain, crate, mnemonic, arguments, dependency_files, outputs, env, wrapper_flags,
+               execution_requirements = {}):
     """rustc always runs under the process wrapper: it substitutes ${pwd} (see process_wrapper.py)."""
     extra_inputs = crate.compile_data + [crate.root]
     build_info = crate.build_info
@@ -93,6 +94,7 @@ def _run_rustc(ctx, toolchain, crate, mnemonic, arguments, dependency_files, out
         env = dict(env, PATH = _ACTION_PATH),
         mnemonic = mnemonic,
         progress_message = "Compiling Rust %s %s (%s)" % (crate.type, crate.name, mnemonic),
+        execution_requirements = execution_requirements,
     )
 
 def _cargo_env(crate):
@@ -122,6 +124,14 @@ def _declare_outputs(ctx, crate, mode):
 def _rmeta_emit(directory, crate):
     stem = "%s/lib%s-%s" % (directory, crate.name, crate.hash)
     return "dep-info=%s/%s-%s.d,metadata=%s.rmeta,link=%s.rlib" % (directory, crate.name, crate.hash, stem, stem)
+
+def _early_rmeta(output, crate):
+    """The full action's rustc writes the same .rmeta before codegen (its contents do not depend on the
+    output directory): pybuild may run one process for both actions, as Cargo does (see scheduler.py)."""
+    return {
+        "early-output-of": output.path,
+        "early-output-path": "%s/lib%s-%s.rmeta" % (output.dirname, crate.name, crate.hash),
+    }
 
 def compile_crate(ctx, toolchain, crate, deps):
     """Declare the rustc actions of `crate`; return its [CrateInfo, DepInfo]."""
@@ -160,7 +170,8 @@ def compile_crate(ctx, toolchain, crate, deps):
     elif mode == "rmeta":
         json_flags = ["--error-format=json", "--json=artifacts"]
         _run_rustc(ctx, toolchain, crate, "RustcMetadata", arguments(_rmeta_emit(metadata.dirname, crate), json_flags),
-                   dep_files, [metadata], env, ["--rustc-quit-on-rmeta", "--render-json-diagnostics"])
+                   dep_files, [metadata], env, ["--rustc-quit-on-rmeta", "--render-json-diagnostics"],
+                   _early_rmeta(output, crate))
         _run_rustc(ctx, toolchain, crate, "Rustc", arguments(_rmeta_emit(output.dirname, crate), json_flags),
                    dep_files, [output], env, ["--render-json-diagnostics"])
     else:

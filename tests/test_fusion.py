@@ -1,0 +1,59 @@
+"""rmeta pipelining runs one rustc per crate where it can, as Cargo does: the metadata action ends when the
+full compile's rustc writes its .rmeta, and that file holds exactly what a metadata action of its own writes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from rust_workspaces import failed, find_record, heavy_chain, ok, pybuild, read_log
+from workspace_helpers import write_workspace
+
+J2 = "-j2"
+BIN = Path("pybuild-out/k8-fastbuild/bin")
+
+
+def _built_files(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted((root / BIN).rglob("*"))
+        if path.is_file()
+    }
+
+
+def _build_with_log(root: Path, log: Path) -> list[dict]:
+    ok(pybuild(root, "build", J2, f"--execution_log_json_file={log}", "//..."))
+    return read_log(log)
+
+
+def test_one_rustc_serves_both_actions_of_a_crate_with_the_bytes_of_separate_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_workspace(tmp_path / "ws", heavy_chain())
+    records = _build_with_log(root, tmp_path / "fused.json")
+    for owner in ("//a:a", "//b:b"):
+        meta, full = find_record(records, owner, "RustcMetadata"), find_record(records, owner, "Rustc")
+        assert meta["primary_output"].endswith(".rmeta")
+        assert meta["slot"] == full["slot"] and abs(meta["start"] - full["start"]) < 0.05, (meta, full)
+        assert meta["end"] < full["end"]
+    # b compiles against a's .rmeta while a's rustc still runs codegen.
+    a_full, b_meta = find_record(records, "//a:a", "Rustc"), find_record(records, "//b:b", "RustcMetadata")
+    assert b_meta["start"] < a_full["end"], (b_meta, a_full)
+    fused = _built_files(root)
+
+    ok(pybuild(root, "clean"))
+    monkeypatch.setenv("PYBUILD_FUSE_PIPELINED", "0")
+    separate = _build_with_log(root, tmp_path / "separate.json")
+    a_meta, a_full = find_record(separate, "//a:a", "RustcMetadata"), find_record(separate, "//a:a", "Rustc")
+    assert a_meta["slot"] != a_full["slot"]  # two processes side by side
+    assert _built_files(root) == fused
+    assert any(path.endswith(".rmeta") for path in fused)
+
+
+def test_a_compile_error_in_a_fused_crate_fails_both_actions_and_shows_the_diagnostic(tmp_path: Path) -> None:
+    files = dict(heavy_chain(instantiations=2), **{"b/lib.rs": 'pub fn b() -> usize {\n    "not a number"\n}\n'})
+    root = write_workspace(tmp_path / "ws", files)
+    result = failed(pybuild(root, "build", J2, "//..."))
+    assert "error[E0308]: mismatched types" in result.err
+    assert "its process, did not write it" in result.err  # the metadata action names the process that failed
