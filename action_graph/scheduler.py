@@ -35,6 +35,7 @@ class Outcome:
     start: float = 0.0  # seconds since the build started
     end: float = 0.0
     slot: int = 0
+    shares_process: bool = False  # a fused early action: its time is part of another action's process
 
 
 # Execution requirements of an action whose output another action's process writes early (see above).

@@ -499,8 +499,10 @@ def _overheads(actions: list[dict[str, Any]], costs: dict[str, float]) -> list[d
 def list_schedule(actions: list[dict[str, Any]], edges: dict[str, list[str]], jobs: int) -> float:
     """Makespan of this run's actions, with their measured durations, on `jobs` slots with no overhead at all
     between them, always starting the ready action with the longest remaining path (what pybuild does). Unlike
-    max(critical path, total / jobs) this is achievable, so wall / it is what scheduling and gaps cost."""
+    max(critical path, total / jobs) this is achievable, so wall / it is what scheduling and gaps cost. An action
+    that shared another's process (fused rmeta pipelining) runs beside it without a slot of its own."""
     duration = {a["primary_output"]: a["end"] - a["start"] for a in actions}
+    slotless = {a["primary_output"] for a in actions if a.get("shares_process")}
     preds = {o: [p for p in edges.get(o, []) if p in duration] for o in duration}
     succs: dict[str, list[str]] = {o: [] for o in duration}
     for node, producers in preds.items():
@@ -515,7 +517,11 @@ def list_schedule(actions: list[dict[str, Any]], edges: dict[str, list[str]], jo
     running: list[tuple[float, str]] = []
     now = 0.0
     while ready or running:
-        while ready and len(running) < jobs:
+        for entry in [entry for entry in ready if entry[1] in slotless]:  # optimistic: no wait for their process
+            ready.remove(entry)
+            heapq.heappush(running, (now + duration[entry[1]], entry[1]))
+        heapq.heapify(ready)
+        while ready and sum(1 for _, n in running if n not in slotless) < jobs:
             node = heapq.heappop(ready)[1]
             heapq.heappush(running, (now + duration[node], node))
         now, node = heapq.heappop(running)
@@ -546,7 +552,8 @@ def analyze_gaps(
     jobs = trace["otherData"]["jobs"]
     exec_start = _phase(trace, "execution")[0]
     last_end = max(a["end"] for a in actions)
-    rows = _action_gaps(actions, edges, exec_start)
+    # A fused metadata action ran inside its full compile's process: it held no slot of its own.
+    rows = _action_gaps([a for a in actions if not a.get("shares_process")], edges, exec_start)
     by_output = {row["output"]: row for row in rows}
     critical = [by_output[o] for o in _critical_outputs(trace) if o in by_output]
     overheads = _overheads(actions, costs)

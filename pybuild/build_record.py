@@ -23,6 +23,7 @@ class ActionRecord:
     start: float  # seconds since the build started
     end: float
     peak_rss_kb: int = 0
+    shares_process: bool = False  # ran inside another action's process (fused rmeta pipelining)
 
     @property
     def duration(self) -> float:
@@ -57,9 +58,10 @@ class BuildRecord:
         return list(reversed(path))
 
     def bound(self) -> float:
-        """No schedule on `jobs` slots can beat this: max(critical path, total action time / jobs)."""
+        """No schedule on `jobs` slots can beat this: max(critical path, total action time / jobs). An action that
+        shared another one's process added no work of its own, so only the critical path counts it."""
         critical = sum(a.duration for a in self.critical_path())
-        total = sum(a.duration for a in self.actions)
+        total = sum(a.duration for a in self.actions if not a.shares_process)
         return max(critical, total / max(1, self.jobs))
 
     def to_json(self) -> str:
@@ -90,6 +92,7 @@ def action_records(outcomes: list[Outcome], offset: float) -> list[ActionRecord]
             start=round(o.start + offset, 6),
             end=round(o.end + offset, 6),
             peak_rss_kb=o.peak_rss_kb,
+            shares_process=o.shares_process,
         )
         for o in outcomes
     ]

@@ -169,7 +169,8 @@ class LocalExecution:
         now = time.monotonic()
         self.cache.record(key, ActionResult(tuple(records), now - start, 0))
         self.costs[_cost_key(early)] = now - start
-        return Outcome(early, True, duration=now - start, slot=slot, start=start - self.started, end=now - self.started)
+        times = {"start": start - self.started, "end": now - self.started}
+        return Outcome(early, True, duration=now - start, slot=slot, shares_process=True, **times)
 
     def _execute(self, action: Action, slot: int, early: EarlyOutput | None = None) -> Outcome:
         try:

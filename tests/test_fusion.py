@@ -10,6 +10,8 @@ import pytest
 from rust_workspaces import failed, find_record, heavy_chain, ok, pybuild, read_log
 from workspace_helpers import write_workspace
 
+from pybuild.build_record import ActionRecord, BuildRecord
+
 J2 = "-j2"
 BIN = Path("pybuild-out/k8-fastbuild/bin")
 
@@ -57,3 +59,13 @@ def test_a_compile_error_in_a_fused_crate_fails_both_actions_and_shows_the_diagn
     result = failed(pybuild(root, "build", J2, "//..."))
     assert "error[E0308]: mismatched types" in result.err
     assert "its process, did not write it" in result.err  # the metadata action names the process that failed
+
+
+def test_the_bound_counts_a_fused_metadata_action_on_the_critical_path_but_not_as_work() -> None:
+    def record(output: str, start: float, end: float, shared: bool = False) -> ActionRecord:
+        return ActionRecord("Rustc", "//:x", output, False, True, 1, start, end, shares_process=shared)
+
+    build = BuildRecord(jobs=1, actions=[record("a.rmeta", 0, 1, True), record("a.rlib", 0, 4), record("b", 4, 6)])
+    build.edges = [("a.rmeta", "b")]
+    assert build.bound() == 6.0  # work: 4 + 2 on one slot; counting the .rmeta's second as work would say 7
+    assert [a.primary_output for a in build.critical_path()] == ["a.rlib"]
