@@ -9,15 +9,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISLNK
 
 from action_graph.action import Action
 from action_graph.fileutil import atomic_write_bytes
-
-# A file the process writes before it ends (relative to where it runs), and what to call once it exists.
-EarlyOutput = tuple[str, Callable[[Path], None]]
 
 
 @dataclass
@@ -44,6 +42,7 @@ class LocalRunner:
         self._running: dict[int, tuple[Action, int]] = {}  # process group -> (action, slot)
         self._lock = threading.Lock()
         self.interrupted = False
+        self._real_directories: dict[str, str] = {}  # directory -> its os.path.realpath
 
     def stop_all(self) -> list[Action]:
         """Kill every running action's process group (on interrupt); return those actions."""
@@ -61,23 +60,27 @@ class LocalRunner:
             self._clear_outputs(action, self.exec_root)
         shutil.rmtree(self.sandbox_base, ignore_errors=True)
 
-    def run(self, action: Action, slot: int, early: EarlyOutput | None = None) -> SpawnResult:
+    def run(self, action: Action, slot: int) -> SpawnResult:
         self._clear_outputs(action, self.output_root)
         if action.content is not None:
             return self._write_file(action)
         if not self.sandboxed:
             self._make_output_dirs(action, self.exec_root)
-            return self._spawn(action, self.exec_root, slot, early)
+            return self._spawn(action, self.exec_root, slot)
         sandbox = self.sandbox_base / str(slot)
-        shutil.rmtree(sandbox, ignore_errors=True)
+        succeeded = False
         try:
-            self._populate(action, sandbox)
-            result = self._spawn(action, sandbox, slot, early)
+            self._prepare(action, sandbox)
+            result = self._spawn(action, sandbox, slot)
             if result.exit_code == 0:
                 self._collect_outputs(action, sandbox)
+                succeeded = True
             return result
         finally:
-            shutil.rmtree(sandbox, ignore_errors=True)
+            # A succeeded action leaves only its input links, which the slot's next action reuses; after a
+            # failure or an interrupt nothing half-written may stay behind.
+            if not succeeded or self.interrupted:
+                shutil.rmtree(sandbox, ignore_errors=True)
 
     def _write_file(self, action: Action) -> SpawnResult:
         mode = 0o755 if action.is_executable else 0o644
@@ -98,16 +101,42 @@ class LocalRunner:
             target = root / output
             (target if output in action.output_directories else target.parent).mkdir(parents=True, exist_ok=True)
 
-    def _populate(self, action: Action, sandbox: Path) -> None:
-        """Only the declared inputs, as symlinks to their real files, at their execution paths."""
-        for path in action.inputs:
-            source = self.exec_root / path
-            if not os.path.lexists(source):
-                raise ActionFailed(f"{action.describe()}: declared input '{path}' does not exist")
-            link = sandbox / path
-            link.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(os.path.realpath(source), link)
-        self._make_output_dirs(action, sandbox)
+    def _prepare(self, action: Action, sandbox: Path) -> None:
+        """Make the sandbox hold exactly the declared inputs, as symlinks to their real files, and empty output
+        directories. The slot's directory is reused (Bazel's --reuse_sandbox_directories): links the previous
+        action also had stay, anything else (its other links, files it wrote) is removed, so the action sees
+        what a freshly made sandbox would show, for a fraction of the file system work."""
+        links = {path: self._real_path(action, path) for path in action.inputs}
+        directories = _ancestors(links)
+        for output in action.outputs:
+            directories.update(_ancestors([output]))
+        directories.update(action.output_directories)
+        sandbox.mkdir(parents=True, exist_ok=True)
+        present = _prune(str(sandbox), "", links, directories)
+        for path, target in links.items():
+            if path not in present:
+                _make_parents(str(sandbox), path, present)
+                os.symlink(target, os.path.join(sandbox, path))
+        for directory in directories:
+            if directory not in present:
+                os.makedirs(os.path.join(sandbox, directory), exist_ok=True)
+
+    def _real_path(self, action: Action, path: str) -> str:
+        """os.path.realpath of an input, which costs one lstat per path component; here each directory is
+        resolved once per build and an input that is not itself a symlink costs a single lstat."""
+        source = os.path.join(self.exec_root, path)
+        try:
+            is_link = S_ISLNK(os.lstat(source).st_mode)
+        except OSError:
+            raise ActionFailed(f"{action.describe()}: declared input '{path}' does not exist") from None
+        if is_link:
+            return os.path.realpath(source)
+        parent, name = os.path.split(source)
+        real = self._real_directories.get(parent)
+        if real is None:
+            # Directories of the execution root do not change their symlinks during a build.
+            real = self._real_directories[parent] = os.path.realpath(parent)
+        return os.path.join(real, name)
 
     def _collect_outputs(self, action: Action, sandbox: Path) -> None:
         missing = [o for o in action.outputs if not os.path.lexists(sandbox / o)]
@@ -118,60 +147,21 @@ class LocalRunner:
             destination.parent.mkdir(parents=True, exist_ok=True)
             os.replace(sandbox / output, destination)
 
-    def _spawn(self, action: Action, cwd: Path, slot: int, early: EarlyOutput | None = None) -> SpawnResult:
+    def _spawn(self, action: Action, cwd: Path, slot: int) -> SpawnResult:
         start = time.monotonic()
-        watcher = _EarlyOutputWatcher(cwd / early[0], early[1]) if early else None
         with self._lock:
             if self.interrupted:
                 raise ActionFailed(f"{action.describe()}: not started, the build was interrupted")
             process = _start(action, cwd)
             self._running[process.pid] = (action, slot)
         try:
-            if watcher:
-                watcher.start()
             output = process.stdout.read().decode("utf-8", errors="replace") if process.stdout else ""
             _, status, usage = os.wait4(process.pid, 0)
         finally:
             with self._lock:
                 self._running.pop(process.pid, None)
-            if watcher:
-                watcher.finish()
         process.returncode = os.waitstatus_to_exitcode(status)
         return SpawnResult(process.returncode, output, time.monotonic() - start, usage.ru_maxrss)
-
-
-class _EarlyOutputWatcher:
-    """Calls back once a file the running process writes exists. rustc renames its .rmeta into place, so
-    existing means complete; polling every 10 ms needs nothing from the process but that file."""
-
-    def __init__(self, path: Path, callback: Callable[[Path], None]) -> None:
-        self.path = path
-        self.callback = callback
-        path.unlink(missing_ok=True)  # a file an earlier run left must not count
-        self._stop = threading.Event()
-        self._fired = False
-        self._thread = threading.Thread(target=self._poll, name=f"watch {path.name}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def finish(self) -> None:
-        """The process ended: stop polling and take one last look."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        if not self._fired and self.path.exists():
-            self._fire()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.01):
-            if self.path.exists():
-                self._fire()
-                return
-
-    def _fire(self) -> None:
-        self._fired = True
-        self.callback(self.path)
 
 
 def _start(action: Action, cwd: Path) -> subprocess.Popen[bytes]:
@@ -187,3 +177,44 @@ def _start(action: Action, cwd: Path) -> subprocess.Popen[bytes]:
         )
     except OSError as error:
         raise ActionFailed(f"{action.describe()}: cannot start '{action.argv[0]}': {error}") from None
+
+
+def _ancestors(paths: Iterable[str]) -> set[str]:
+    """Every directory above the given relative paths (not the root itself)."""
+    directories: set[str] = set()
+    for path in paths:
+        parent = os.path.dirname(path)
+        while parent and parent not in directories:
+            directories.add(parent)
+            parent = os.path.dirname(parent)
+    return directories
+
+
+def _prune(directory: str, prefix: str, links: dict[str, str], directories: set[str]) -> set[str]:
+    """Remove from a sandbox what the next action must not see; return the relative paths that stay (links
+    pointing where `links` wants them, directories in `directories`). One scandir per directory, and one
+    readlink per kept link: a link the previous action replaced is not trusted by its name."""
+    kept = set()
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            path = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False) and path in directories:
+                kept.add(path)
+                kept.update(_prune(entry.path, path + "/", links, directories))
+            elif entry.is_symlink() and path in links and os.readlink(entry.path) == links[path]:
+                kept.add(path)
+            elif entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+    return kept
+
+
+def _make_parents(root: str, path: str, present: set[str]) -> None:
+    """Create the directories above a sandbox path that are not there yet, remembering them in `present`."""
+    parent = os.path.dirname(path)
+    if parent and parent not in present:
+        os.makedirs(os.path.join(root, parent), exist_ok=True)
+        while parent and parent not in present:
+            present.add(parent)
+            parent = os.path.dirname(parent)
