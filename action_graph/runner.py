@@ -9,13 +9,16 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISLNK
 
 from action_graph.action import Action
 from action_graph.fileutil import atomic_write_bytes
+
+# A file the process writes before it ends (relative to where it runs), and what to call once it exists.
+EarlyOutput = tuple[str, Callable[[Path], None]]
 
 
 @dataclass
@@ -60,18 +63,18 @@ class LocalRunner:
             self._clear_outputs(action, self.exec_root)
         shutil.rmtree(self.sandbox_base, ignore_errors=True)
 
-    def run(self, action: Action, slot: int) -> SpawnResult:
+    def run(self, action: Action, slot: int, early: EarlyOutput | None = None) -> SpawnResult:
         self._clear_outputs(action, self.output_root)
         if action.content is not None:
             return self._write_file(action)
         if not self.sandboxed:
             self._make_output_dirs(action, self.exec_root)
-            return self._spawn(action, self.exec_root, slot)
+            return self._spawn(action, self.exec_root, slot, early)
         sandbox = self.sandbox_base / str(slot)
         succeeded = False
         try:
             self._prepare(action, sandbox)
-            result = self._spawn(action, sandbox, slot)
+            result = self._spawn(action, sandbox, slot, early)
             if result.exit_code == 0:
                 self._collect_outputs(action, sandbox)
                 succeeded = True
@@ -147,21 +150,60 @@ class LocalRunner:
             destination.parent.mkdir(parents=True, exist_ok=True)
             os.replace(sandbox / output, destination)
 
-    def _spawn(self, action: Action, cwd: Path, slot: int) -> SpawnResult:
+    def _spawn(self, action: Action, cwd: Path, slot: int, early: EarlyOutput | None = None) -> SpawnResult:
         start = time.monotonic()
+        watcher = _EarlyOutputWatcher(cwd / early[0], early[1]) if early else None
         with self._lock:
             if self.interrupted:
                 raise ActionFailed(f"{action.describe()}: not started, the build was interrupted")
             process = _start(action, cwd)
             self._running[process.pid] = (action, slot)
         try:
+            if watcher:
+                watcher.start()
             output = process.stdout.read().decode("utf-8", errors="replace") if process.stdout else ""
             _, status, usage = os.wait4(process.pid, 0)
         finally:
             with self._lock:
                 self._running.pop(process.pid, None)
+            if watcher:
+                watcher.finish()
         process.returncode = os.waitstatus_to_exitcode(status)
         return SpawnResult(process.returncode, output, time.monotonic() - start, usage.ru_maxrss)
+
+
+class _EarlyOutputWatcher:
+    """Calls back once a file the running process writes exists. rustc renames its .rmeta into place, so
+    existing means complete; polling every 10 ms needs nothing from the process but that file."""
+
+    def __init__(self, path: Path, callback: Callable[[Path], None]) -> None:
+        self.path = path
+        self.callback = callback
+        path.unlink(missing_ok=True)  # a file an earlier run left must not count
+        self._stop = threading.Event()
+        self._fired = False
+        self._thread = threading.Thread(target=self._poll, name=f"watch {path.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def finish(self) -> None:
+        """The process ended: stop polling and take one last look."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if not self._fired and self.path.exists():
+            self._fire()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.01):
+            if self.path.exists():
+                self._fire()
+                return
+
+    def _fire(self) -> None:
+        self._fired = True
+        self.callback(self.path)
 
 
 def _start(action: Action, cwd: Path) -> subprocess.Popen[bytes]:
