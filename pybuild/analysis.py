@@ -6,6 +6,7 @@ import json
 import platform
 import uuid
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from action_graph.action import Action
@@ -67,7 +68,8 @@ class Analysis:
         self.actions = ActionGraph()
         self._current: Target | None = None
         self._resolved_toolchains: dict[Label, Label] = {}
-        self._strings: dict[str, str] = {}
+        self._depsets = self.loader.depsets
+        self._strings = self._depsets.strings
         self.loader.host.add_host_functions(
             {
                 "host_begin_target": self._begin_target,
@@ -239,7 +241,7 @@ class Analysis:
             owner=owner,
             argv=self._interned(spec["argv"]),
             outputs=outputs,
-            inputs=self._interned(dict.fromkeys(spec["inputs"])),
+            inputs=self._inputs(spec["inputs"]),
             env=tuple(sorted((spec.get("env") or {}).items())),
             progress_message=message or f"{spec['mnemonic']} {outputs[0]}",
             execution_requirements=tuple(sorted((spec.get("execution_requirements") or {}).items())),
@@ -251,6 +253,14 @@ class Analysis:
             self.actions.add(action)
         except OutputConflictError as error:
             raise PybuildError(str(error)) from None
+
+    def _inputs(self, refs: list[str | int]) -> tuple[str, ...]:
+        """The paths of an action's inputs from analysis.bzl's references (paths, and depsets by id),
+        in order, each once."""
+        if all(type(ref) is str for ref in refs):
+            return self._interned(dict.fromkeys(refs))
+        parts = [self._depsets.paths(ref) if type(ref) is int else self._interned((ref,)) for ref in refs]
+        return parts[0] if len(parts) == 1 else tuple(dict.fromkeys(chain.from_iterable(parts)))
 
     def _interned(self, values: Any) -> tuple[Any, ...]:
         """One string object per distinct text: the toolchain's ~100 paths are in every rustc action, so

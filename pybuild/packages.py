@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pybuild import globbing, visibility
+from pybuild.depsets import DepsetGraph
 from pybuild.errors import PybuildError
 from pybuild.labels import Label, parse_label
 from pybuild.load_cache import GlobCall, LoadCache, PackageRecord
@@ -171,6 +172,7 @@ class PackageLoader:
         self._packages: dict[tuple[str, str], Package] = {}
         self._current: Package | None = None
         self._ids = itertools.count(1)
+        self.depsets = DepsetGraph()
         self.host = StarlarkHost(workspace, self._host_functions())
         self.load_cache = LoadCache(workspace, lambda: next(self._ids))
         # Per package, the load cache's key of what its evaluation depended on (None: not cacheable).
@@ -186,7 +188,7 @@ class PackageLoader:
             "host_register_provider": self._register_provider,
             "host_export_provider": self._export_provider,
             "host_provider_name": lambda key: self.provider_names.get(key, "<unexported provider>"),
-            "host_new_id": lambda: next(self._ids),
+            "host_new_depset": self._new_depset,
             "host_instantiate": self._instantiate,
             "glob": self._glob,
             "package": self._package,
@@ -195,6 +197,15 @@ class PackageLoader:
             "repository_name": lambda: "@" + self._build_context("repository_name").repo,
             "existing_rules": self._existing_rules,
         }
+
+    def _new_depset(self, paths: list[str] | None, children: list[int]) -> int:
+        """A new depset node's id; negative while a .bzl file's top level runs, where the depset is
+        frozen with its module, so bzl_prelude.bzl computes its items at once instead of on first use."""
+        node = next(self._ids)
+        if self.host.loading_bzl:
+            node = -node
+        self.depsets.add(node, paths, children)
+        return node
 
     # Packages -------------------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ _BUILTIN_HOST_FUNCTIONS = {
         "host_register_provider",
         "host_export_provider",
         "host_provider_name",
-        "host_new_id",
+        "host_new_depset",
         "host_instantiate",
     ),
     "bzl_api.bzl": ("glob", "package_name", "repository_name", "exports_files", "existing_rules"),

@@ -38,6 +38,19 @@ def _files_of(value):
         return out
     return [value]
 
+def _input_refs(value):
+    """Action inputs for the host: a depset as its node id (flattened there), a File as its path."""
+    if value == None:
+        return []
+    if type(value) == "struct" and hasattr(value, "pybuild_depset"):
+        return [] if value.empty else [value.node.id]
+    if type(value) == "list":
+        out = []
+        for item in value:
+            out.extend(_input_refs(item))
+        return out
+    return [value.path]
+
 def _expand_args(arguments):
     out = []
     for argument in arguments:
@@ -148,7 +161,7 @@ def _actions(target, bin_dir):
         host_register_action(_encoded({
             "mnemonic": mnemonic,
             "argv": [program] + _expand_args(arguments),
-            "inputs": [f.path for f in _files_of(inputs) + _files_of(tools) + tool_files],
+            "inputs": _input_refs(inputs) + _input_refs(tools) + [f.path for f in tool_files],
             "outputs": [f.path for f in _files_of(outputs)],
             "output_directories": [f.path for f in _files_of(outputs) if f.is_directory],
             "env": env,

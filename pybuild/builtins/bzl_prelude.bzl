@@ -129,31 +129,45 @@ def pybuild_export(candidates):
             host_export_provider(value(_pybuild_provider_info = True), name)
 
 # depset: an immutable, order-preserving set built from direct items and other depsets.
-# Flattening walks the DAG once with an explicit stack, so deep chains of crates cost no recursion.
+# Each node is also registered with the host (its direct Files' paths and its children's ids), so an
+# action's inputs cross to Python as node ids and are flattened there (pybuild/depsets.py).
+# Order: a node's children's items in order, then its direct items, each item the first time it comes.
+# A node computes its list once, from its children's lists, and keeps it in `memo`: deep chains of crates
+# cost no recursion, and a depset shared by many targets is not walked again by each of them.
 _MAX_STEPS = 2147483647  # the largest range() starlark-rust accepts (32-bit)
 
-def _flatten(root):
-    out = []
+def _merge(node):
+    lists = [child.memo["items"] for child in node.transitive]
+    if not lists and len(node.direct) < 2:
+        return node.direct
+    if len(lists) == 1 and not node.direct:
+        return lists[0]
     seen = {}
-    visited = {}
-    stack = [(root, False)]
+    for items in lists + [node.direct]:
+        for item in items:
+            seen[item] = None
+    return list(seen)
+
+def _items(root):
+    """The node's items (not to be mutated: the list may be shared)."""
+    stack = [root]
     for _ in range(_MAX_STEPS):
         if not stack:
             break
-        node, expanded = stack.pop()
-        if expanded:
-            for item in node.direct:
-                if item not in seen:
-                    seen[item] = True
-                    out.append(item)
+        node = stack[-1]
+        missing = [child for child in node.transitive if "items" not in child.memo]
+        if missing:
+            stack.extend(missing)
             continue
-        if node.id in visited:
-            continue
-        visited[node.id] = True
-        stack.append((node, True))
-        for child in reversed(node.transitive):
-            stack.append((child, False))
-    return out
+        stack.pop()
+        if "items" not in node.memo:
+            node.memo["items"] = _merge(node)
+    return root.memo["items"]
+
+def _paths(items):
+    """The paths of `items` if all are Files, else None (the host cannot flatten such a depset)."""
+    paths = [item.path for item in items if type(item) == "struct" and hasattr(item, "path")]
+    return paths if len(paths) == len(items) else None
 
 def depset(direct = None, order = "default", transitive = None, items = None):
     if order not in ("default", "postorder", "preorder", "topological"):
@@ -162,7 +176,11 @@ def depset(direct = None, order = "default", transitive = None, items = None):
     nonempty = [t for t in (transitive or []) if not t.empty]
     if not direct and len(nonempty) == 1:
         return nonempty[0]
-    node = struct(id = host_new_id(), direct = direct, transitive = [t.node for t in nonempty])
+    children = [t.node for t in nonempty]
+    node_id = host_new_depset(_paths(direct), [child.id for child in children])
+    node = struct(id = node_id, direct = direct, transitive = children, memo = {})
+    if node_id < 0:
+        _items(node)  # made while a .bzl file loads: frozen with its module before anything could memoize
     return _wrap(node, order)
 
 def _wrap(node, order):
@@ -172,7 +190,7 @@ def _wrap(node, order):
         node = node,
         order = order,
         empty = empty,
-        to_list = lambda: _flatten(node),
+        to_list = lambda: list(_items(node)),
     )
 
 DefaultInfo = provider(
