@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pybuild.analysis import BuildConfig
 from pybuild.errors import PybuildError, UsageError
-from pybuild.labels import Label, parse_label
-from pybuild.packages import PackageLoader
+
+if TYPE_CHECKING:  # the command line is parsed before (and often without) any loading or analysis
+    from pybuild.analysis import BuildConfig
+    from pybuild.labels import Label
+    from pybuild.packages import PackageLoader
 
 # Native flags that are shorthands for the bundled rules' build settings.
 SETTING_FLAGS = {
@@ -43,6 +45,9 @@ def split_starlark_flags(argv: Sequence[str]) -> tuple[list[str], dict[str, str]
 def build_config(
     loader: PackageLoader, compilation_mode: str, native: dict[str, bool | None], starlark: dict[str, str]
 ) -> BuildConfig:
+    from pybuild.analysis import BuildConfig
+    from pybuild.labels import parse_label
+
     requested = {SETTING_FLAGS[name]: str(value).lower() for name, value in native.items() if value is not None}
     requested.update(starlark)
     settings: dict[Label, Any] = {}
