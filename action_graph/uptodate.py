@@ -56,6 +56,8 @@ class UpToDate:
         self.cache = cache
         self.answered = False  # whether check() vouched for the build (then there is nothing new to remember)
         self._learned = False  # whether check() computed what the state did not know
+        # After check() answered or remember() ran: action key -> cache entry, for each action of the build.
+        self.entries: dict[str, ActionResult] | None = None
 
     def check(self, graph: ActionGraph, started: float) -> ScheduleResult | None:
         """Cached outcomes for every action of `graph`, or None if any action might need work."""
@@ -78,6 +80,7 @@ class UpToDate:
         except OSError:  # a missing input or output: the scheduler reports or repairs it
             return None
         self.answered = True
+        self.entries = {key: result for key, (_, result) in fresh.entries.items()}
         if self._learned:  # e.g. a new analysis of the same actions: spare the next check the key computations
             self._write(fresh)
         now = time.monotonic() - started
@@ -127,6 +130,7 @@ class UpToDate:
         state = _State(token=graph.token)
         for action in graph.actions:
             self._remember_action(action, state, digest)
+        self.entries = {key: result for key, (_, result) in state.entries.items()}
         self._write(state)
 
     def _write(self, state: _State) -> None:

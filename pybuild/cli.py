@@ -6,15 +6,15 @@ import argparse
 import os
 import signal
 import sys
-import traceback
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pybuild import build_options, query, rcfile
-from pybuild import commands as commands_module
+from pybuild import build_options, noop_record, query, rcfile
 from pybuild.errors import PybuildError, UsageError
 from pybuild.lock import workspace_lock
+from pybuild.progress import summary_line
 from pybuild.workspace import OUTPUT_DIR_NAME, find_workspace_root
 
 _SHORT_BOOL_FLAGS = {"-k": "--keep_going"}
@@ -90,7 +90,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
     query_parser.add_argument("expression", help="query expression, e.g. 'deps(//app)'")
     query_parser.add_argument("--output", default="label", choices=query.OUTPUT_FORMATS)
     _common_flags(query_parser)
-    handlers["query"] = commands_module.query_command
+    handlers["query"] = _command("query_command")
 
     aquery_parser = commands.add_parser("aquery", help="show the actions of targets and their dependencies")
     aquery_parser.add_argument("expression", help="targets, e.g. //app or 'mnemonic(\"Rustc\", deps(//app))'")
@@ -98,18 +98,18 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
     aquery_parser.add_argument("--mnemonic", default=None, help="only actions whose mnemonic matches this regex")
     _common_flags(aquery_parser)
     _build_flags(aquery_parser)
-    handlers["aquery"] = commands_module.aquery_command
+    handlers["aquery"] = _command("aquery_command")
 
     info_parser = commands.add_parser("info", help="show the workspace and the resolved Rust toolchain")
     _common_flags(info_parser)
     _build_flags(info_parser)
-    handlers["info"] = commands_module.info_command
+    handlers["info"] = _command("info_command")
 
     for name, help_text, handler in (
-        ("build", "build targets", commands_module.build_command),
-        ("test", "build and run rust_test targets", commands_module.test_command),
-        ("run", "build and run one executable: pybuild run //app -- ARGS", commands_module.run_command),
-        ("check-determinism", "run each crate metadata action twice; compare", commands_module.determinism_command),
+        ("build", "build targets", _build_command),
+        ("test", "build and run rust_test targets", _command("test_command")),
+        ("run", "build and run one executable: pybuild run //app -- ARGS", _command("run_command")),
+        ("check-determinism", "run each crate metadata action twice; compare", _command("determinism_command")),
     ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("targets", nargs="*", help="target patterns, e.g. //... or //app:app")
@@ -123,7 +123,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
     clean_parser = commands.add_parser("clean", help="remove build outputs and the action cache")
     _add_bool_flag(clean_parser, "expunge", False, "also remove generated repositories")
     _common_flags(clean_parser)
-    handlers["clean"] = commands_module.clean_command
+    handlers["clean"] = _command("clean_command")
 
     crates_parser = commands.add_parser("crates", help="generate BUILD files for the crates of a Cargo workspace")
     _common_flags(crates_parser)
@@ -137,8 +137,32 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
     handlers["crates"] = _crates_command
 
     _worker_parser(commands)  # needs no workspace
-    handlers["worker"] = commands_module.worker_command
+    handlers["worker"] = _command("worker_command")
     return parser, handlers
+
+
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    """pybuild.commands' handler `name`, imported when called: that imports loading, analysis and
+    execution (and networkx), which `pybuild --help` or a no-op build answered from its record never use."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from pybuild import commands
+
+        return getattr(commands, name)(args)
+
+    return handler
+
+
+def _build_command(args: argparse.Namespace) -> int:
+    """`pybuild build`, answered from the no-op record when nothing the last such build used changed."""
+    since_ns, started = time.time_ns(), time.monotonic()
+    actions = noop_record.answer(args, load_output_base())
+    if actions is not None:
+        print(summary_line(0, actions, actions, time.monotonic() - started), file=sys.stderr)
+        return 0
+    from pybuild import commands
+
+    return commands.build_command(args, since_ns)
 
 
 def _crates_command(args: argparse.Namespace) -> int:
@@ -312,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 8
     except Exception as error:  # an internal bug: one line unless asked for the traceback
         if verbose:
+            import traceback
+
             traceback.print_exc()
         print(
             f"ERROR: internal error: {type(error).__name__}: {error} (rerun with --verbose_failures for details)",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from action_graph.action import Action
 from action_graph.digests import FileDigests, action_key
-from pybuild import build_options, determinism, query
+from pybuild import build_options, determinism, noop_record, query
 from pybuild.analysis import Analysis, AnalysisResult
 from pybuild.build_record import BuildRecord, action_records
 from pybuild.errors import NoTestsError, PybuildError, UsageError
@@ -24,9 +24,11 @@ from pybuild.execution import ExecutionOptions, LocalExecution, default_local_ra
 from pybuild.labels import Label
 from pybuild.module_file import load_workspace
 from pybuild.packages import PackageLoader
+from pybuild.progress import summary_line
 from pybuild.target_graph import LoadingQueryEnvironment, TargetGraphLoader
 from pybuild.testing import create_runfiles, run_tests
 from pybuild.trace_profile import write_profile
+from pybuild.workspace import BIN_LINK_NAME
 
 _MNEMONIC_FILTER = re.compile(r"""^\s*mnemonic\(\s*["']([^"']*)["']\s*,\s*(.+)\)\s*$""", re.S)
 
@@ -150,8 +152,11 @@ class BuildOutcome:
     workspace_root: Path
 
 
-def build_targets(args: Namespace, patterns: list[str], extra_outputs: bool = False) -> BuildOutcome:
-    """Load, analyze and execute; prints progress and the closing `Build OK` line."""
+def build_targets(
+    args: Namespace, patterns: list[str], extra_outputs: bool = False, record_since_ns: int | None = None
+) -> BuildOutcome:
+    """Load, analyze and execute; prints progress and the closing `Build OK` line. With `record_since_ns`
+    (the wall clock when the command started), a build that executed nothing writes its no-op record."""
     started = time.monotonic()
     loader = graph_loader()
     workspace = loader.loader.workspace
@@ -186,18 +191,14 @@ def build_targets(args: Namespace, patterns: list[str], extra_outputs: bool = Fa
     )
     _write_reports(args, record, workspace.output_base)
     total = len(result.outcomes) + len(result.skipped)
-    if result.failures or result.skipped:
-        print(
-            f"Build FAILED: {len(result.failures)} failed, {result.executed} executed, {result.cached} cached, "
-            f"{total} total actions in {elapsed:.2f}s",
-            file=sys.stderr,
-        )
-        return BuildOutcome(False, analysis, labels, workspace.root)
-    print(
-        f"Build OK: {result.executed} executed, {result.cached} cached, {total} total actions in {elapsed:.2f}s",
-        file=sys.stderr,
-    )
-    return BuildOutcome(True, analysis, labels, workspace.root)
+    ok = not (result.failures or result.skipped)
+    failed = None if ok else len(result.failures)
+    print(summary_line(result.executed, result.cached, total, elapsed, failed), file=sys.stderr)
+    entries = execution.up_to_date.entries
+    if ok and record_since_ns is not None and result.executed == 0 and entries is not None:
+        bin_dir = analysis.config.bin_dir
+        noop_record.write(args, workspace, bin_dir, result.outcomes, entries, execution.cache, record_since_ns)
+    return BuildOutcome(ok, analysis, labels, workspace.root)
 
 
 def _write_reports(args: Namespace, record: BuildRecord, output_base: Path) -> None:
@@ -282,8 +283,9 @@ def _wanted_files(analysis: AnalysisResult, label: Label) -> list[str]:
     return [*summary.files, *summary.runfiles]
 
 
-def build_command(args: Namespace) -> int:
-    return 0 if build_targets(args, args.targets).ok else 1
+def build_command(args: Namespace, since_ns: int | None = None) -> int:
+    """`pybuild build`; `since_ns` as build_targets' `record_since_ns` (cli answers no-op builds itself)."""
+    return 0 if build_targets(args, args.targets, record_since_ns=since_ns).ok else 1
 
 
 def run_command(args: Namespace) -> int:
@@ -338,7 +340,7 @@ def clean_command(args: Namespace) -> int:
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink()
-    (workspace.root / "pybuild-bin").unlink(missing_ok=True)
+    (workspace.root / BIN_LINK_NAME).unlink(missing_ok=True)
     print("INFO: clean finished", file=sys.stderr)
     return 0
 

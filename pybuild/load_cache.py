@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import os
 import pickle
 import platform
 import sys
@@ -33,12 +32,12 @@ from action_graph.fileutil import atomic_write_bytes
 from pybuild import globbing
 from pybuild.errors import PybuildError
 from pybuild.labels import Label
+from pybuild.noop_record import cache_enabled, code_files, starlark_files
 from pybuild.rules import RuleClass
 from pybuild.starlark_host import text_digest
 from pybuild.workspace import Workspace
 
 _FORMAT = 1
-_ENABLED_VARIABLE = "PYBUILD_LOAD_CACHE"
 _KEEP_ANALYSES = 4  # analysis entries kept (one per recent command line and configuration)
 
 GlobCall = tuple[tuple[str, ...], tuple[str, ...], bool, tuple[str, ...]]  # include, exclude, allow_empty, result
@@ -95,7 +94,7 @@ class LoadCache:
     def __init__(self, workspace: Workspace, new_rule_id: Callable[[], int], enabled: bool | None = None) -> None:
         self.workspace = workspace
         self.directory = workspace.output_base / "cache" / "loading"
-        self.enabled = _enabled_by_environment() if enabled is None else enabled
+        self.enabled = cache_enabled() if enabled is None else enabled
         self._new_rule_id = new_rule_id
         self._fingerprint: str | None = None
         self._file_digests: dict[str, str | None] = {}
@@ -280,10 +279,6 @@ class LoadCache:
             pass
 
 
-def _enabled_by_environment() -> bool:
-    return os.environ.get(_ENABLED_VARIABLE, "1").lower() not in ("0", "false", "no")
-
-
 def _globs_unchanged(globs: tuple[GlobCall, ...], files: list[str]) -> bool:
     for include, exclude, allow_empty, result in globs:
         try:
@@ -297,29 +292,12 @@ def _globs_unchanged(globs: tuple[GlobCall, ...], files: list[str]) -> bool:
 @functools.lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
     """Digest of pybuild's Python and Starlark sources, the Python version and starlark-pyo3's."""
-    import action_graph
-    import pybuild
-    import toolchains
-
-    hasher = hashlib.sha256(repr((sys.version, platform.machine(), _starlark_version())).encode())
-    for package in (pybuild, action_graph, toolchains):
-        for directory in (Path(package.__file__).parent, Path(package.__file__).parent / "builtins"):
-            for path in sorted(directory.glob("*.py")) + sorted(directory.glob("*.bzl")):
-                hasher.update(path.name.encode() + b"\0" + path.read_bytes())
+    # starlark-pyo3's files by name and identity (cheaper than reading its package metadata).
+    starlark = [(e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in starlark_files()]
+    hasher = hashlib.sha256(repr((sys.version, platform.machine(), starlark)).encode())
+    for path in code_files():
+        hasher.update(path.name.encode() + b"\0" + path.read_bytes())
     return hasher.hexdigest()
-
-
-def _starlark_version() -> list[tuple[str, int, int]]:
-    """starlark-pyo3's files by name and identity (cheaper than reading its package metadata)."""
-    import starlark
-
-    directory = Path(getattr(starlark, "__file__", None) or ".").parent
-    identities = []
-    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-        if entry.is_file():
-            stat = entry.stat()
-            identities.append((entry.name, stat.st_size, stat.st_mtime_ns))
-    return identities
 
 
 def _file_text(path: Path) -> str | None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from action_graph.action import Action
-from action_graph.scheduler import Outcome
+if TYPE_CHECKING:  # the no-op shortcut prints summary_line without importing the scheduler
+    from action_graph.action import Action
+    from action_graph.scheduler import Outcome
 
 
 class Progress:
@@ -56,6 +57,12 @@ class Progress:
         line = f"[{self.done}/{self.total}] {names}"
         self.stream.write("\r\033[K" + line[:200])
         self.stream.flush()
+
+
+def summary_line(executed: int, cached: int, total: int, seconds: float, failed: int | None = None) -> str:
+    """The last line of a build (scripts and benchmarks parse it); `failed` is None for a build that passed."""
+    counts = f"{executed} executed, {cached} cached, {total} total actions in {seconds:.2f}s"
+    return f"Build OK: {counts}" if failed is None else f"Build FAILED: {failed} failed, {counts}"
 
 
 def _failure_text(outcome: Outcome) -> str:

@@ -13,6 +13,7 @@ from pybuild.errors import PybuildError
 WORKSPACE_MARKERS = ("MODULE.bazel", "REPO.bazel", "WORKSPACE.bazel", "WORKSPACE")
 BUILD_FILE_NAMES = ("BUILD.bazel", "BUILD")
 OUTPUT_DIR_NAME = "pybuild-out"
+BIN_LINK_NAME = "pybuild-bin"  # the convenience link to the last build's bin directory
 # Internal repository that holds pybuild's own Starlark (rule(), attr, native functions).
 BUILTINS_REPO = "pybuild_builtins"
 
