@@ -10,8 +10,11 @@ Measured variants (median of --runs each, after one unmeasured warm-up run):
 - `python -m pybuild`: the interpreter directly, without any shim;
 - `+ bytecode`: the same with Python's bytecode cache on (PYTHONDONTWRITEBYTECODE unset, .pyc files
   under the scratch directory), which shows what compiling pybuild's modules on every start costs here;
-- `no load cache`: PYBUILD_LOAD_CACHE=0, so BUILD files are evaluated and analysis runs (the
-  execution still finds every action cached) — the no-op as it was before the load cache.
+- `no load cache`: PYBUILD_LOAD_CACHE=0, so there is no no-op record, BUILD files are evaluated and
+  analysis runs (the execution still finds every action cached) — the no-op as it was before the caches.
+
+The other variants are answered from the no-op record (pybuild/noop_record.py) that the initial build
+or the warm-up run writes.
 
     python bench/noop.py                                  # generate into a temp dir (slow: builds it)
     python bench/noop.py --workspace /tmp/ws_noop         # generate and build once, reuse afterwards
@@ -158,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if not args.skip_uncached:
             variants.append(("python -m pybuild, no load cache", module, False, False))
-        print(f"\n{'no-op build of ' + str(first['total']) + ' actions':<34}{'median':>8}{'min':>8}"
-              f"{'reported':>10}{'cpu':>8}{'RSS MiB':>9}{'/0.5s':>9}")
+        print(
+            f"\n{'no-op build of ' + str(first['total']) + ' actions':<34}{'median':>8}{'min':>8}"
+            f"{'reported':>10}{'cpu':>8}{'RSS MiB':>9}{'/0.5s':>9}"
+        )
         results = {
             name: measure(root, name, command, child_environment(args, scratch, bytecode, cache), args.runs)
             for name, command, bytecode, cache in variants
