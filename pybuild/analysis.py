@@ -21,6 +21,9 @@ from pybuild.workspace import OUTPUT_DIR_NAME
 if TYPE_CHECKING:  # networkx takes ~0.15 s to import, so the functions that need it import it
     import networkx as nx
 
+_DRIVER = "<analysis driver>"
+# Targets per top-level statement of the driver: garbage is collected after each (see _driver_source).
+_CHUNK_TARGETS = 200
 _CPU_NAMES = {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
@@ -98,9 +101,15 @@ class Analysis:
         for repo in sorted({label.repo for label in order if label.repo}):
             self.workspace.link_external_repository(repo)
         rule_classes = {t.rule_class.rule_id: t.rule_class for t in map(self.loader.target, order) if t.rule_class}
-        driver = self.loader.host.eval_driver("<analysis driver>", _driver_source(rule_classes.values()))
+        chunks = [data[i : i + _CHUNK_TARGETS] for i in range(0, len(data), _CHUNK_TARGETS)]
+        summaries: dict[str, dict[str, Any]] = {}
+        functions = {
+            "host_analysis_config": self._config_data,
+            "host_analysis_targets": lambda index: chunks[index],
+            "host_analysis_summaries": lambda chunk: summaries.update(chunk),
+        }
         try:
-            summaries = self.loader.host.call(driver, "run", data, self._config_data())
+            self.loader.host.eval_driver(_DRIVER, _driver_source(rule_classes.values(), len(chunks)), functions)
         except PybuildError as error:
             raise self._in_current_target(error) from None
         self.actions.link()
@@ -277,13 +286,15 @@ class Analysis:
         )
 
 
-def _driver_source(rule_classes: Any) -> str:
-    """A module that loads every rule used by the targets and hands them to analysis.bzl."""
-    lines = ['load("@pybuild_builtins//:analysis.bzl", "analyze")']
+def _driver_source(rule_classes: Any, chunks: int) -> str:
+    """A module that loads every rule used by the targets and analyzes them with analysis.bzl, one chunk of
+    targets per top-level statement: starlark-rust collects garbage only between top-level statements, so
+    one call analyzing everything would keep every temporary value of every rule implementation."""
+    lines = ['load("@pybuild_builtins//:analysis.bzl", "analysis_state", "analyze")']
     entries = []
     for index, rule_class in enumerate(sorted(rule_classes, key=lambda r: r.rule_id)):
         lines.append(f'load("{rule_class.defined_in}", _r{index} = "{rule_class.kind}")')
         entries.append(f"{rule_class.rule_id}: _r{index}")
-    lines.append("def run(targets, config):")
-    lines.append(f"    return analyze({{{', '.join(entries)}}}, targets, config)")
+    lines.append(f"_state = analysis_state({{{', '.join(entries)}}}, host_analysis_config())")
+    lines.extend(f"host_analysis_summaries(analyze(_state, host_analysis_targets({i})))" for i in range(chunks))
     return "\n".join(lines) + "\n"

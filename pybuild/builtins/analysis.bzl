@@ -270,16 +270,19 @@ def _summary(target):
         "runfiles": [f.path for f in runfiles.files.to_list()] if runfiles != None else [],
     }
 
-def analyze(rules, targets, config):
-    """Analyze `targets` (dependencies first); return {label: summary} for the rule targets.
+def analysis_state(rules, config):
+    """What analyze() keeps between its calls: the rules by the host's ids, and every analyzed target.
 
-    `rules` maps the host's id of each rule class (a target's "rule_id") to the rule; the host's ids
-    need not be the ones rule() was given in this process (rule classes may come from the load cache).
+    The host's id of each rule class (a target's "rule_id") need not be the one rule() was given in this
+    process (rule classes may come from the load cache).
     """
-    infos = {}
-    for rule_id, rule_function in rules.items():
-        infos[rule_id] = rule_function(_pybuild_rule_info = True)
-    analyzed = {}
+    infos = {rule_id: rule_function(_pybuild_rule_info = True) for rule_id, rule_function in rules.items()}
+    return struct(infos = infos, config = config, analyzed = {})
+
+def analyze(state, targets):
+    """Analyze `targets` (dependencies first, after those of earlier calls); return {label: summary} for
+    the rule targets."""
+    analyzed = state.analyzed
     summaries = {}
     for target in targets:
         if target["rule_id"] == None:
@@ -289,8 +292,8 @@ def analyze(rules, targets, config):
         toolchains = {}
         for type_name, toolchain_label in target["toolchains"].items():
             toolchains[type_name] = analyzed[toolchain_label][ToolchainInfo]
-        ctx = _make_ctx(target, analyzed, config, toolchains)
-        result = _collect(infos[target["rule_id"]].implementation(ctx), target)
+        ctx = _make_ctx(target, analyzed, state.config, toolchains)
+        result = _collect(state.infos[target["rule_id"]].implementation(ctx), target)
         analyzed[target["label"]] = result
         summaries[target["label"]] = _summary(result)
     return summaries
