@@ -80,12 +80,15 @@ class ActionGraph:
             self._nx.add_node(node, action=action)
 
     def _add_edges(self, edges: Iterable[tuple[str, str]]) -> None:
-        added = []
+        added: list[tuple[str, str]] = []  # for the networkx view, if there is one
+        succ, pred, viewed = self._succ, self._pred, self._nx is not None
         for u, v in edges:
-            if v not in self._succ[u]:
-                self._succ[u][v] = None
-                self._pred[v][u] = None
-                added.append((u, v))
+            successors = succ[u]
+            if v not in successors:
+                successors[v] = None
+                pred[v][u] = None
+                if viewed:
+                    added.append((u, v))
         if self._nx is not None:
             self._nx.add_edges_from(added)
 
@@ -105,14 +108,14 @@ class ActionGraph:
 
     def link(self) -> None:
         """Add the edges once all actions are known (inputs may be produced by later actions)."""
-        producers = {path: action.primary_output for path, action in self._producers.items()}
-        edges: dict[tuple[str, str], None] = {}  # in input order, each once
-        for node, action in self._actions.items():
-            for path in action.inputs:
-                producer = producers.get(path)
-                if producer is not None:
-                    edges[producer, node] = None
-        self._add_edges(edges)
+        producer_of = {path: action.primary_output for path, action in self._producers.items()}.get
+        # Per action, its producers in input order, each once. Inputs hold every crate below, so this is
+        # the hot loop of linking: map() and filter() keep it in C.
+        self._add_edges(
+            (producer, node)
+            for node, action in self._actions.items()
+            for producer in dict.fromkeys(filter(None, map(producer_of, action.inputs)))
+        )
 
     @property
     def actions(self) -> list[Action]:
