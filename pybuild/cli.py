@@ -155,14 +155,14 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
 
 def _build_command(args: argparse.Namespace) -> int:
     """`pybuild build`, answered from the no-op record when nothing the last such build used changed."""
-    since_ns, started = time.time_ns(), time.monotonic()
-    actions = noop_record.answer(args, load_output_base())
+    started, start = time.monotonic(), noop_record.Start(load_output_base())
+    actions = noop_record.answer(args, start)
     if actions is not None:
         print(summary_line(0, actions, actions, time.monotonic() - started), file=sys.stderr)
         return 0
     from pybuild import commands
 
-    return commands.build_command(args, since_ns)
+    return commands.build_command(args, start)
 
 
 def _crates_command(args: argparse.Namespace) -> int:

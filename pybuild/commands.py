@@ -153,10 +153,10 @@ class BuildOutcome:
 
 
 def build_targets(
-    args: Namespace, patterns: list[str], extra_outputs: bool = False, record_since_ns: int | None = None
+    args: Namespace, patterns: list[str], extra_outputs: bool = False, noop_start: noop_record.Start | None = None
 ) -> BuildOutcome:
-    """Load, analyze and execute; prints progress and the closing `Build OK` line. With `record_since_ns`
-    (the wall clock when the command started), a build that executed nothing writes its no-op record."""
+    """Load, analyze and execute; prints progress and the closing `Build OK` line. With `noop_start` (taken
+    when the command started), a build that executed nothing writes its no-op record."""
     started = time.monotonic()
     loader = graph_loader()
     workspace = loader.loader.workspace
@@ -195,9 +195,9 @@ def build_targets(
     failed = None if ok else len(result.failures)
     print(summary_line(result.executed, result.cached, total, elapsed, failed), file=sys.stderr)
     entries = execution.up_to_date.entries
-    if ok and record_since_ns is not None and result.executed == 0 and entries is not None:
+    if ok and noop_start is not None and result.executed == 0 and entries is not None:
         bin_dir = analysis.config.bin_dir
-        noop_record.write(args, workspace, bin_dir, result.outcomes, entries, execution.cache, record_since_ns)
+        noop_record.write(args, workspace, bin_dir, result.outcomes, entries, execution.cache, noop_start)
     return BuildOutcome(ok, analysis, labels, workspace.root)
 
 
@@ -283,9 +283,9 @@ def _wanted_files(analysis: AnalysisResult, label: Label) -> list[str]:
     return [*summary.files, *summary.runfiles]
 
 
-def build_command(args: Namespace, since_ns: int | None = None) -> int:
-    """`pybuild build`; `since_ns` as build_targets' `record_since_ns` (cli answers no-op builds itself)."""
-    return 0 if build_targets(args, args.targets, record_since_ns=since_ns).ok else 1
+def build_command(args: Namespace, noop_start: noop_record.Start | None = None) -> int:
+    """`pybuild build`; cli answers no-op builds from their record itself and passes `noop_start`."""
+    return 0 if build_targets(args, args.targets, noop_start=noop_start).ok else 1
 
 
 def run_command(args: Namespace) -> int:

@@ -31,6 +31,7 @@ import contextlib
 import marshal
 import os
 import sys
+import time
 import zlib
 from argparse import Namespace
 from collections.abc import Iterable, Iterator
@@ -99,23 +100,34 @@ def applies(args: Namespace) -> bool:
     return args.command == "build" and cache_enabled() and not any(getattr(args, f) for f in _UNRECORDED_FLAGS)
 
 
-def answer(args: Namespace, output_base: Path) -> int | None:
+class Start:
+    """A build command's start: the wall clock, and the workspace root's listing (see _root_listing),
+    taken before loading looks at the root, so that an entry added while the build runs is noticed."""
+
+    def __init__(self, output_base: Path) -> None:
+        self.output_base = output_base
+        self.ns = time.time_ns()
+        try:
+            self.root_listing: tuple[str, ...] | None = _root_listing(output_base.parent)
+        except OSError:  # the full build reports it
+            self.root_listing = None
+
+
+def answer(args: Namespace, start: Start) -> int | None:
     """The number of actions of the no-op build this command is, if its record says so; else None."""
-    if not applies(args):
+    if not applies(args) or start.root_listing is None:
         return None
     try:
-        return _answer(_key(args), output_base)
-    except OSError:  # e.g. an unreadable workspace root: the full build reports it
+        return _answer(_key(args), start)
+    except OSError:  # e.g. an unreadable record directory: the full build reports anything that matters
         return None
 
 
-def _answer(key: str, output_base: Path) -> int | None:
-    record = _read(_record_path(output_base, key))
-    if record is None or record["key"] != key:
+def _answer(key: str, start: Start) -> int | None:
+    record = _read(_record_path(start.output_base, key))
+    if record is None or record["key"] != key or record["root_listing"] != start.root_listing:
         return None
     if record["local_rust"] is not None and not _refresh_local_rust(Path(record["local_rust"])):
-        return None
-    if _root_listing(output_base.parent) != record["root_listing"]:
         return None
     if _identities(record["paths"]) != record["identities"]:
         return None
@@ -131,11 +143,11 @@ def write(
     outcomes: list[Outcome],
     entries: dict[str, ActionResult],
     cache: ActionCache,
-    since_ns: int,
+    start: Start,
 ) -> None:
     """Record the build that just executed nothing (`entries`: action key -> its cache entry), unless
-    something it depends on may have changed since `since_ns` or cannot be recorded."""
-    if not applies(args):
+    something it depends on may have changed since it started or cannot be recorded."""
+    if not applies(args) or start.root_listing is None:
         return
     try:
         paths = _watched_paths(workspace, outcomes, entries, cache)
@@ -144,7 +156,7 @@ def write(
     identities = _identities(paths)
     if None in identities:
         return  # gone since the build used it (or a dangling link): nothing to vouch for
-    if max(max(i[1], i[2]) for i in identities if i is not None) >= since_ns - RACY_SECONDS * 1e9:
+    if max(max(i[1], i[2]) for i in identities if i is not None) >= start.ns - RACY_SECONDS * 1e9:
         return  # racy: the next no-op build records it
     key = _key(args)
     local_rust = workspace.repositories.get("local_rust") if "local_rust" in workspace.repository_factories else None
@@ -156,7 +168,7 @@ def write(
         "actions": len(outcomes),
         "bin_link": (str(workspace.root / BIN_LINK_NAME), str(workspace.root / bin_dir)),
         "local_rust": None if local_rust is None else str(local_rust),
-        "root_listing": _root_listing(workspace.root),
+        "root_listing": start.root_listing,
     }
     path = _record_path(workspace.output_base, key)
     with contextlib.suppress(OSError):  # without a record the next no-op build is only slower

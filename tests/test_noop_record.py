@@ -8,6 +8,7 @@ tests wrote a moment ago count as old enough to be recorded.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,25 @@ def test_a_new_subpackage_builds_again(builds: Builds) -> None:
     builds.settle()
     write_workspace(builds.root, {"text/sub/BUILD.bazel": "", "text/sub/x.txt": "x\n"}, module=False)
     assert not builds.build()[0]
+
+
+def test_a_root_entry_removed_while_the_build_runs_is_noticed(builds: Builds) -> None:
+    """The root's listing is recorded as it was when the build started (its identity is not recorded:
+    every build replaces the pybuild-bin link there)."""
+    write_workspace(builds.root, {"BUILD.bazel": 'load("//:defs.bzl", "concat")\n\nconcat(name = "top")\n'})
+    builds.settle()
+    shutil.rmtree(builds.root / "pybuild-out/cache/noop")  # a full build that executes nothing
+    write = noop_record.write
+
+    def remove_then_write(*args: object) -> None:
+        (builds.root / "BUILD.bazel").unlink()  # after loading read it
+        write(*args)  # type: ignore[arg-type]
+
+    builds.monkeypatch.setattr(noop_record, "write", remove_then_write)
+    assert not builds.build()[0]
+    builds.monkeypatch.setattr(noop_record, "write", write)
+    answered, err = builds.build()
+    assert not answered and build_stats_of(err) == (0, 4)
 
 
 def test_a_changed_or_missing_output_builds_again(builds: Builds) -> None:
