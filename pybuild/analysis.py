@@ -275,6 +275,9 @@ class Analysis:
         """One string object per distinct text: the toolchain's ~100 paths are in every rustc action, so
         this saves memory and makes the pickled analysis (the load cache) small."""
         strings = self._strings
+        values = tuple(values)
+        if all(type(v) is str for v in values):
+            return tuple(map(strings.setdefault, values, values))  # the usual case, without a Python loop
         return tuple(strings.setdefault(v, v) if type(v) is str else v for v in values)
 
     def _in_current_target(self, error: PybuildError) -> PybuildError:
