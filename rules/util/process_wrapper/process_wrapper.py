@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env -S python3 -S
 """Runs every rustc action.
 
 It replaces `${pwd}` in the arguments and in the environment with the working directory, so
@@ -11,12 +11,14 @@ For the rmeta pipelining mode rustc runs with `--error-format=json --json=artifa
 --render-json-diagnostics prints the rendered diagnostics as text, and --rustc-quit-on-rmeta also
 stops rustc as soon as it announces the .rmeta artifact, so codegen never starts.
 Standard library only: it runs under whatever python3 the action's PATH finds.
+
+It starts before every rustc, so it starts fast: `python3 -S` skips the site module (site-packages and
+their .pth files, none of which it uses), and json, subprocess and signal are imported only by the modes
+that read rustc's output; without them the wrapper replaces itself with rustc (no process stays behind).
+The `env -S` in the first line needs GNU coreutils >= 8.30 (2018) or a BSD/macOS env.
 """
 
-import json
 import os
-import signal
-import subprocess
 import sys
 
 _SWITCHES = ("--rustc-quit-on-rmeta", "--render-json-diagnostics")
@@ -53,6 +55,8 @@ def _parse(argv, pwd):
 
 def _handle(line, quit_on_rmeta):
     """Print what a person should see; return True when the .rmeta has been written."""
+    import json
+
     try:
         message = json.loads(line)
     except ValueError:
@@ -75,7 +79,14 @@ def main(argv):
     env.update(extra_env)
     if not switches:
         os.execve(command[0], command, env)
-    quit_on_rmeta = "--rustc-quit-on-rmeta" in switches
+    return _filter_diagnostics(command, env, "--rustc-quit-on-rmeta" in switches)
+
+
+def _filter_diagnostics(command, env, quit_on_rmeta):
+    """Run rustc with its JSON messages going through _handle; stop it once the .rmeta exists if asked."""
+    import signal
+    import subprocess
+
     child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     for line in child.stderr:
         if _handle(line, quit_on_rmeta):

@@ -1,0 +1,60 @@
+"""The process wrapper, run as actions run it: by its shebang, with the fixed PATH the rules give actions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+WRAPPER = Path(__file__).resolve().parent.parent / "rules/util/process_wrapper/process_wrapper.py"
+ACTION_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+
+def _wrap(cwd: Path, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(WRAPPER), *argv], cwd=cwd, env={**ACTION_ENV, **(env or {})}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_without_switches_the_wrapper_becomes_the_command_with_pwd_replaced(tmp_path: Path) -> None:
+    (tmp_path / "args").write_text("--from-file=${pwd}/x\n", encoding="utf-8")
+    (tmp_path / "env").write_text("FROM_FILE=${pwd}/y\n", encoding="utf-8")
+    script = 'echo "$@"; echo "$OWN $FROM_FILE"; echo "$$"'
+    process = subprocess.Popen(
+        [str(WRAPPER), "--arg-file", "args", "--env-file", "env", "--", "/bin/sh", "-c", script, "sh", "${pwd}/a"],
+        cwd=tmp_path,
+        env={**ACTION_ENV, "OWN": "${pwd}/z"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    # The shell's own pid is the one started: the wrapper replaced itself instead of waiting as a parent.
+    assert out.split("\n") == [
+        f"{tmp_path}/a --from-file={tmp_path}/x",
+        f"{tmp_path}/z {tmp_path}/y",
+        str(process.pid),
+        "",
+    ]
+
+
+def test_rendered_diagnostics_are_printed_and_the_exit_code_passed_on(tmp_path: Path) -> None:
+    messages = [{"rendered": "warning: unused\n"}, {"artifact": "lib.rmeta", "emit": "metadata"}, "not json"]
+    lines = "".join(f"{json.dumps(m) if isinstance(m, dict) else m}\n" for m in messages)
+    (tmp_path / "messages").write_text(lines, encoding="utf-8")
+    result = _wrap(tmp_path, "--render-json-diagnostics", "--", "/bin/sh", "-c", "cat messages >&2; exit 3")
+    assert result.returncode == 3
+    assert result.stderr == "warning: unused\nnot json\n"
+
+
+def test_quit_on_rmeta_stops_the_command_once_the_metadata_is_announced(tmp_path: Path) -> None:
+    artifact = json.dumps({"artifact": "lib.rmeta", "emit": "metadata"})
+    script = f"echo '{artifact}' >&2; sleep 30; exit 1"
+    result = _wrap(tmp_path, "--rustc-quit-on-rmeta", "--render-json-diagnostics", "--", "/bin/sh", "-c", script)
+    assert result.returncode == 0
+
+
+def test_a_bad_flag_is_a_usage_error(tmp_path: Path) -> None:
+    result = _wrap(tmp_path, "--frobnicate", "--", "/bin/true")
+    assert result.returncode == 1
+    assert "bad flag --frobnicate" in result.stderr
