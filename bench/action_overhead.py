@@ -35,14 +35,16 @@ WRAPPER = "rules/util/process_wrapper/process_wrapper.py"
 ACTION_PATH = "/usr/local/bin:/usr/bin:/bin"  # the PATH pybuild gives actions: python3 is the system one
 
 # (module, class or None, function, category): the steps of one action, in the order they happen. Module
-# functions are patched where they are looked up (pybuild.execution imports action_key by name).
+# functions are patched where they are looked up (pybuild.execution imports action_key by name). A probe
+# whose function the measured snapshot lacks is skipped, so older snapshots can be compared.
 PROBES = (
     ("pybuild.execution", None, "action_key", "action key (digests of all inputs)"),
     ("action_graph.digests", None, "hash_file", "  of which: hashing input files"),
     ("action_graph.cache", "ActionCache", "lookup", "cache lookup"),
     ("action_graph.runner", "LocalRunner", "_clear_outputs", "clear old outputs"),
     ("shutil", None, "rmtree", "sandbox: rmtree (before and after)"),
-    ("action_graph.runner", "LocalRunner", "_populate", "sandbox: symlink inputs"),
+    ("action_graph.runner", "LocalRunner", "_populate", "sandbox: symlink inputs"),  # before sandbox reuse
+    ("action_graph.runner", "LocalRunner", "_prepare", "sandbox: prepare (prune + link inputs)"),
     ("action_graph.runner", "LocalRunner", "_spawn", "spawn (process wrapper + rustc)"),
     ("action_graph.runner", "LocalRunner", "_collect_outputs", "sandbox: move outputs out"),
     ("action_graph.cache", "ActionCache", "store_file", "store outputs in the CAS (hash + link)"),
@@ -80,7 +82,8 @@ def install_probes(recorder: Recorder) -> None:
     for module_name, class_name, function_name, category in PROBES:
         module = importlib.import_module(module_name)
         owner = getattr(module, class_name) if class_name else module
-        setattr(owner, function_name, recorder.wrap(category, getattr(owner, function_name)))
+        if hasattr(owner, function_name):
+            setattr(owner, function_name, recorder.wrap(category, getattr(owner, function_name)))
     # `hash_file` is also imported by name into the cache module (output hashing): count that separately.
     cache = importlib.import_module("action_graph.cache")
     cache.hash_file = recorder.wrap("  of which: hashing outputs", cache.hash_file)
