@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -46,6 +48,7 @@ class LocalRunner:
         self._lock = threading.Lock()
         self.interrupted = False
         self._real_directories: dict[str, str] = {}  # directory -> its os.path.realpath
+        self._trash = _Trash(sandbox_base / "trash")
 
     def stop_all(self) -> list[Action]:
         """Kill every running action's process group (on interrupt); return those actions."""
@@ -115,7 +118,7 @@ class LocalRunner:
             directories.update(_ancestors([output]))
         directories.update(action.output_directories)
         sandbox.mkdir(parents=True, exist_ok=True)
-        present = _prune(str(sandbox), "", links, directories)
+        present = _prune(str(sandbox), "", links, directories, self._trash.put)
         for path, target in links.items():
             if path not in present:
                 _make_parents(str(sandbox), path, present)
@@ -206,6 +209,39 @@ class _EarlyOutputWatcher:
         self.callback(self.path)
 
 
+class _Trash:
+    """Directories a sandbox no longer needs (the source tree of the last crate), moved aside with one rename
+    and deleted by a background thread: deleting thousands of links waits on the disk for tens of
+    milliseconds, which no action should. What a killed build leaves here the next one deletes."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._names = itertools.count()
+        self._pending: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._deleter: threading.Thread | None = None
+
+    def put(self, path: str) -> None:
+        with self._lock:
+            if self._deleter is None:
+                self._start()
+        # Unique across processes, so a leftover of an earlier build is never renamed onto.
+        target = os.path.join(self.directory, f"{os.getpid()}.{time.time_ns()}.{next(self._names)}")
+        os.rename(path, target)
+        self._pending.put(target)
+
+    def _start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for leftover in os.listdir(self.directory):  # what a killed build left
+            self._pending.put(os.path.join(self.directory, leftover))
+        self._deleter = threading.Thread(target=self._delete, name="sandbox trash", daemon=True)
+        self._deleter.start()
+
+    def _delete(self) -> None:
+        while True:
+            shutil.rmtree(self._pending.get(), ignore_errors=True)
+
+
 def _start(action: Action, cwd: Path) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(
@@ -232,7 +268,9 @@ def _ancestors(paths: Iterable[str]) -> set[str]:
     return directories
 
 
-def _prune(directory: str, prefix: str, links: dict[str, str], directories: set[str]) -> set[str]:
+def _prune(
+    directory: str, prefix: str, links: dict[str, str], directories: set[str], discard: Callable[[str], None]
+) -> set[str]:
     """Remove from a sandbox what the next action must not see; return the relative paths that stay (links
     pointing where `links` wants them, directories in `directories`). One scandir per directory, and one
     readlink per kept link: a link the previous action replaced is not trusted by its name."""
@@ -242,11 +280,11 @@ def _prune(directory: str, prefix: str, links: dict[str, str], directories: set[
             path = prefix + entry.name
             if entry.is_dir(follow_symlinks=False) and path in directories:
                 kept.add(path)
-                kept.update(_prune(entry.path, path + "/", links, directories))
+                kept.update(_prune(entry.path, path + "/", links, directories, discard))
             elif entry.is_symlink() and path in links and os.readlink(entry.path) == links[path]:
                 kept.add(path)
             elif entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
+                discard(entry.path)
             else:
                 os.unlink(entry.path)
     return kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,15 @@ def test_inputs_reached_through_symlinked_directories_link_to_the_real_file(root
     runner._prepare(action, root / "sandbox/1")
     assert os.readlink(root / "sandbox/1/external/repo/d.rs") == os.path.realpath(root / "other/d.rs")
     assert os.readlink(root / "sandbox/1/src/alias.rs") == os.path.realpath(root / "src/a.rs")
+
+
+def test_directories_no_action_needs_are_deleted_in_the_background(root: Path) -> None:
+    runner = LocalRunner(root, root / "sandbox", sandboxed=True)
+    (root / "sandbox/trash/1234.5.6/x").mkdir(parents=True)  # what a killed build left
+    assert runner.run(_action("true", ("src/deep/c.rs",)), 1).exit_code == 0
+    assert runner.run(_action("true", ("other/d.rs",)), 1).exit_code == 0  # src/ goes to the trash
+    deadline = time.monotonic() + 30
+    while any((root / "sandbox/trash").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any((root / "sandbox/trash").iterdir())
+    assert sorted(os.listdir(root / "sandbox/1")) == ["other", "out"]
