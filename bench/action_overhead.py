@@ -74,9 +74,12 @@ class Recorder:
                 return function(*args, **kwargs)
             finally:
                 seconds, cpu = time.monotonic() - start, time.thread_time() - cpu
+                thread = threading.current_thread().name
+                # The runner deletes what sandboxes no longer need on a thread of its own, outside every action.
+                name = TRASH if thread == "sandbox trash" else category
                 with self.lock:
-                    self.events.append((category, threading.current_thread().name, start - self.origin, seconds))
-                    self.cpu[category] = self.cpu.get(category, 0.0) + cpu
+                    self.events.append((name, thread, start - self.origin, seconds))
+                    self.cpu[name] = self.cpu.get(name, 0.0) + cpu
 
         return timed
 
@@ -107,9 +110,8 @@ def run_build(workspace: Path, build_args: list[str]) -> int:
 
 def summarize(recorder: Recorder, wall: float) -> dict[str, Any]:
     totals: dict[str, list[float]] = {}
-    for category, thread, _, seconds in recorder.events:
-        # The runner deletes what sandboxes no longer need on a thread of its own, outside every action.
-        totals.setdefault(TRASH if thread == "sandbox trash" else category, []).append(seconds)
+    for category, _, _, seconds in recorder.events:
+        totals.setdefault(category, []).append(seconds)
     order = [probe[3] for probe in PROBES] + ["  of which: hashing outputs", TRASH]
     rows = {
         name: {
