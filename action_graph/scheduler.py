@@ -187,12 +187,15 @@ class Scheduler:
                 early_done.set_result(outcome)
 
         def run_both() -> Outcome:
+            # Whatever happens, the early action must end too, or the build would wait for it forever.
+            unwritten = f"{main_action.describe()}, its process, did not write it"
+            failure = Outcome(early_action, False, error=unwritten, slot=slot, shares_process=True)
             try:
-                return execute_fused(early_action, main_action, slot, settle_early)
-            finally:  # whatever happened, the early action must end too or the build would wait forever
-                settle_early(
-                    Outcome(early_action, False, error=f"{main_action.describe()}, its process, did not write it")
-                )
+                outcome = execute_fused(early_action, main_action, slot, settle_early)
+                failure.start = failure.end = outcome.start
+                return outcome
+            finally:
+                settle_early(failure)
 
         on_start(early_action, slot)
         on_start(main_action, slot)

@@ -149,7 +149,10 @@ class LocalExecution:
         def adopt(written: Path) -> None:
             settle_early(self._adopt_early_output(early, written, slot, start))
 
-        return self._timed_execute(main, slot, (source[1], adopt))
+        outcome = self._timed_execute(main, slot, (source[1], adopt))
+        if outcome.ok and not outcome.cached:  # run alone, the early action needs at most what both did
+            self.peak_rss_mb[_cost_key(early)] = outcome.peak_rss_kb / 1024
+        return outcome
 
     def _is_cached(self, action: Action) -> bool:
         try:
