@@ -186,8 +186,9 @@ def _watched_paths(
     if len(entries) != len(outcomes):
         raise _Unrecordable  # an action without its cache entry (or two actions with one key)
     root = str(workspace.root)
-    paths = [str(path) for path in code_files()]
-    paths.extend(entry.path for entry in starlark_files())
+    code = [str(path) for path in code_files()] + [entry.path for entry in starlark_files()]
+    # Their directories too: the load cache's fingerprint also changes when a code file is added.
+    paths = sorted({os.path.dirname(path) for path in code}) + code
     made = workspace.repository_factories
     for name, directory in sorted(workspace.repositories.items()):
         tree = _tree(str(directory), links_ok=name in made)

@@ -172,6 +172,17 @@ def test_a_removed_cache_entry_or_blob_builds_again(builds: Builds) -> None:
     assert not builds.build()[0]
 
 
+def test_a_changed_or_added_code_file_builds_again(builds: Builds, tmp_path: Path) -> None:
+    code = write_workspace(tmp_path / "code", {"a.py": "A = 1\n"}, module=False)
+    builds.monkeypatch.setattr(noop_record, "code_files", lambda: [code / "a.py"])
+    builds.settle()
+    (code / "a.py").write_text("A = 2\n")
+    assert not builds.build()[0]
+    builds.settle()
+    (code / "b.py").write_text("B = 1\n")
+    assert not builds.build()[0]
+
+
 def test_other_flags_or_targets_are_other_records(builds: Builds) -> None:
     builds.settle()
     assert not builds.build("//other:one")[0]
