@@ -37,7 +37,7 @@ class ActionCache:
         self._entries_dir, self._blobs_dir = str(self.entries), str(self.blobs)
         self._stored: dict[str, tuple[int, int, int, int, str]] = {}
 
-    def _blob_path(self, digest: str) -> Path:
+    def blob_path(self, digest: str) -> Path:
         return self.blobs / digest[:2] / digest
 
     def entry_path(self, key: str) -> Path:
@@ -75,7 +75,7 @@ class ActionCache:
         before = _identity(path)
         digest = hash_file(str(path))
         unchanged = before is not None and _identity(path) == before
-        blob = self._blob_path(digest)
+        blob = self.blob_path(digest)
         if not blob.exists():
             blob.parent.mkdir(parents=True, exist_ok=True)
             temp = blob.with_name(f".{digest}.{os.getpid()}.{id(path)}.tmp")
@@ -96,7 +96,7 @@ class ActionCache:
 
     def restore(self, record: OutputRecord, destination: Path) -> bool:
         """Materialize an output from the store; a blob whose content no longer matches is discarded."""
-        blob = self._blob_path(record.digest)
+        blob = self.blob_path(record.digest)
         if hash_file(str(blob)) != record.digest:
             blob.unlink(missing_ok=True)
             return False

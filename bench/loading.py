@@ -323,8 +323,10 @@ def print_report(result: dict[str, Any]) -> None:
         seconds = value["wall_s" if name.startswith("cli") else "loading_s"]["median"]
         rss = value["peak_rss_mib"]["median"]
         print(f"{label:<36}{targets / seconds:>10,.0f} targets/s   peak RSS {rss:6.1f} MiB")
-    print(f"Aims: {result['aim_targets_per_s']:,} targets/s (loading + analysis), "
-          f"peak RSS <= {result['aim_peak_rss_mib']} MiB")
+    print(
+        f"Aims: {result['aim_targets_per_s']:,} targets/s (loading + analysis), "
+        f"peak RSS <= {result['aim_peak_rss_mib']} MiB"
+    )
 
 
 def _print_rows(name: str, value: dict[str, Any]) -> None:

@@ -203,7 +203,7 @@ def _watched_paths(
         paths.append(cache.entry_file(key))
         for output in result.outputs:
             paths.append(os.path.join(root, output.path))
-            paths.append(str(cache._blob_path(output.digest)))
+            paths.append(str(cache.blob_path(output.digest)))
     return list(dict.fromkeys(paths))  # an output is often another action's input
 
 

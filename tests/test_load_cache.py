@@ -474,9 +474,22 @@ def test_one_walk_finds_packages_and_lists_their_files(tmp_path: Path) -> None:
     from pybuild.globbing import package_files, walk_packages
 
     files = [
-        "BUILD.bazel", "a.txt", "src/x.rs", "src/deep/y.rs", "sub/BUILD", "sub/z.rs", "sub/more/w.rs",
-        ".git/config", "pybuild-out/junk", "skipped/BUILD.bazel", "skipped/s.rs", "zz/BUILD.bazel", "zz/q/r.rs",
-        "other/BUILD.bazel", "other/real/file.rs", "outside/target.rs",
+        "BUILD.bazel",
+        "a.txt",
+        "src/x.rs",
+        "src/deep/y.rs",
+        "sub/BUILD",
+        "sub/z.rs",
+        "sub/more/w.rs",
+        ".git/config",
+        "pybuild-out/junk",
+        "skipped/BUILD.bazel",
+        "skipped/s.rs",
+        "zz/BUILD.bazel",
+        "zz/q/r.rs",
+        "other/BUILD.bazel",
+        "other/real/file.rs",
+        "outside/target.rs",
     ]
     for name in files:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
