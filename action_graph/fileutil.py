@@ -54,3 +54,13 @@ def atomic_symlink(target: Path, link: Path) -> None:
     temp.unlink(missing_ok=True)
     os.symlink(target, temp)
     os.replace(temp, link)
+
+
+def keep_newest(directory: Path, pattern: str, keep: int) -> None:
+    """Delete all but the `keep` most recently written files matching `pattern`: bounded caches of records."""
+    try:
+        files = sorted(directory.glob(pattern), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for stale in files[keep:]:
+            stale.unlink(missing_ok=True)
+    except OSError:
+        pass  # a cache that keeps too much costs disk space, never correctness

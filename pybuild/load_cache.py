@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from action_graph.fileutil import atomic_write_bytes
+from action_graph.fileutil import atomic_write_bytes, keep_newest
 from pybuild import globbing
 from pybuild.errors import PybuildError
 from pybuild.labels import Label
@@ -233,7 +233,7 @@ class LoadCache:
             result,
         )
         self._write(self._analysis_path(key), entry)
-        self._prune(self._analysis_path(key).parent, _KEEP_ANALYSES)
+        keep_newest(self._analysis_path(key).parent, "*.pickle", _KEEP_ANALYSES)
 
     def _analysis_path(self, key: str) -> Path:
         return self.directory / "analysis" / f"{key}.pickle"
@@ -269,14 +269,6 @@ class LoadCache:
         data = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
         with contextlib.suppress(OSError):  # a read-only or full disk costs speed later, never correctness
             atomic_write_bytes(path, data)
-
-    def _prune(self, directory: Path, keep: int) -> None:
-        try:
-            entries = sorted(directory.glob("*.pickle"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-            for stale in entries[keep:]:
-                stale.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 def _globs_unchanged(globs: tuple[GlobCall, ...], files: list[str]) -> bool:

@@ -39,7 +39,7 @@ from pathlib import Path
 from stat import S_ISDIR
 from typing import TYPE_CHECKING, Any
 
-from action_graph.fileutil import atomic_symlink, atomic_write_bytes
+from action_graph.fileutil import atomic_symlink, atomic_write_bytes, keep_newest
 from pybuild.workspace import BIN_LINK_NAME, OUTPUT_DIR_NAME, Workspace
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ def write(
     path = _record_path(workspace.output_base, key)
     with contextlib.suppress(OSError):  # without a record the next no-op build is only slower
         atomic_write_bytes(path, marshal.dumps(record))
-        _prune(path.parent)
+        keep_newest(path.parent, "*.marshal", _KEEP)
 
 
 class _Unrecordable(Exception):
@@ -292,12 +292,3 @@ def _read(path: Path) -> dict[str, Any] | None:
     if not (isinstance(record, dict) and record.keys() == _FIELDS and record["format"] == _FORMAT):
         return None
     return record
-
-
-def _prune(directory: Path) -> None:
-    try:
-        records = sorted(directory.glob("*.marshal"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-        for stale in records[_KEEP:]:
-            stale.unlink(missing_ok=True)
-    except OSError:
-        pass
