@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def atomic_write_text(path: Path, text: str) -> bool:
@@ -20,11 +23,18 @@ def atomic_write_text(path: Path, text: str) -> bool:
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+    with atomic_open(path, mode) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A binary file to write that appears at `path` only once complete (streamed: no copy in memory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
         os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:

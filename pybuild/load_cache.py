@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from action_graph.fileutil import atomic_write_bytes, keep_newest
+from action_graph.fileutil import atomic_open, keep_newest
 from pybuild import globbing
 from pybuild.errors import PybuildError
 from pybuild.labels import Label
@@ -255,20 +255,16 @@ class LoadCache:
         return self._fingerprint
 
     def _read(self, path: Path) -> object:
+        # Streamed: the analysis entry of a large workspace is tens of MB, which need not sit in memory twice.
         try:
             with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError:
-            return None
-        try:
-            return pickle.loads(data)
-        except Exception:  # truncated, corrupt or from another version of a class: a miss
+                return pickle.load(handle)
+        except Exception:  # unreadable, truncated, corrupt or from another version of a class: a miss
             return None
 
     def _write(self, path: Path, entry: object) -> None:
-        data = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
-        with contextlib.suppress(OSError):  # a read-only or full disk costs speed later, never correctness
-            atomic_write_bytes(path, data)
+        with contextlib.suppress(OSError), atomic_open(path) as handle:  # a full disk costs speed, not correctness
+            pickle.dump(entry, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _globs_unchanged(globs: tuple[GlobCall, ...], files: list[str]) -> bool:
