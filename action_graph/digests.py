@@ -2,23 +2,71 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from stat import S_ISDIR
 
 from action_graph.action import Action
+from action_graph.fileutil import atomic_write_text
 
 _CHUNK = 1 << 20
+
+
+class MachineDigests:
+    """Digests of files outside any workspace (the toolchain: ~250 MB, half a second of hashing), kept by real
+    path for every build on this machine, so neither `pybuild clean` nor another checkout hashes them again.
+    The same (size, mtime, ctime, inode) identity as FileDigests vouches for an entry."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._entries: dict[str, tuple] | None = None  # read on first use: most builds hash nothing outside
+        self._changed = False
+        self._lock = threading.Lock()
+
+    def get(self, real_path: str, identity: tuple) -> str | None:
+        with self._lock:
+            entry = self._loaded().get(real_path)
+        return entry[4] if entry and tuple(entry[:4]) == identity else None
+
+    def put(self, real_path: str, identity: tuple, digest: str) -> None:
+        with self._lock:
+            self._loaded()[real_path] = (*identity, digest)
+            self._changed = True
+
+    def save(self) -> None:
+        if not self._changed:
+            return
+        with contextlib.suppress(OSError):  # an unwritable home costs hashing time later, nothing else
+            atomic_write_text(Path(self.path), json.dumps(self._entries))
+
+    def _loaded(self) -> dict[str, tuple]:
+        if self._entries is None:
+            try:
+                with open(self.path, encoding="utf-8") as handle:
+                    self._entries = {k: tuple(v) for k, v in json.load(handle).items()}
+            except (OSError, ValueError):
+                self._entries = {}
+        return self._entries
+
+
+def machine_digests_path() -> str:
+    """$XDG_CACHE_HOME/pybuild/digests.json (~/.cache/pybuild when XDG_CACHE_HOME is unset)."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache_home, "pybuild", "digests.json")
 
 
 class FileDigests:
     """SHA-256 of files, remembered by (path, size, mtime) so unchanged files are hashed once."""
 
-    def __init__(self, root: str = ".") -> None:
+    def __init__(self, root: str = ".", machine: MachineDigests | None = None) -> None:
         self.root = root
+        self.machine = machine  # for inputs whose real path lies outside the workspace
+        self._real_root = os.path.realpath(root)
         self._cache: dict[str, tuple] = {}  # path -> (size, mtime_ns, ctime_ns, inode, digest)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -39,9 +87,19 @@ class FileDigests:
             cached = self._cache.get(path)  # another thread may have just hashed it
             if cached and tuple(cached[:4]) == identity:
                 return cached[4]
-            digest = hash_file(full)
+            digest = self._hash(full, identity)
             self._cache[path] = (*identity, digest)
             self._changed = True
+        return digest
+
+    def _hash(self, full: str, identity: tuple) -> str:
+        real = os.path.realpath(full)
+        if self.machine is None or os.path.commonpath([real, self._real_root]) == self._real_root:
+            return hash_file(full)  # the workspace's own files: its digests.json is enough
+        digest = self.machine.get(real, identity)
+        if digest is None:
+            digest = hash_file(full)
+            self.machine.put(real, identity, digest)
         return digest
 
     def _hashing(self, path: str) -> threading.Lock:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from action_graph.action import Action
 from action_graph.cache import ActionCache, ActionResult, OutputRecord
-from action_graph.digests import FileDigests, action_key
+from action_graph.digests import FileDigests, MachineDigests, action_key, machine_digests_path
 from action_graph.fileutil import atomic_copy, atomic_symlink, atomic_write_text
 from action_graph.graph import ActionGraph
 from action_graph.runner import ActionFailed, EarlyOutput, LocalRunner, SpawnResult
@@ -68,7 +68,7 @@ class LocalExecution:
         self.options = options
         self.state_dir = workspace.output_base / "cache"
         self.cache = ActionCache(self.state_dir)
-        self.digests = FileDigests(str(workspace.root))
+        self.digests = FileDigests(str(workspace.root), MachineDigests(machine_digests_path()))
         self.digests.load(str(self.state_dir / "digests.json"))
         self.up_to_date = UpToDate(self.state_dir, self.digests, self.cache)
         self.costs: dict[str, float] = _load_json(self.state_dir / "costs.json")
@@ -264,6 +264,8 @@ class LocalExecution:
     def _save_state(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.digests.save(str(self.state_dir / "digests.json"))
+        if self.digests.machine is not None:
+            self.digests.machine.save()
         atomic_write_text(self.state_dir / "costs.json", json.dumps(self.costs, sort_keys=True))
         atomic_write_text(self.state_dir / "peak_rss.json", json.dumps(self.peak_rss_mb, sort_keys=True))
 
