@@ -48,8 +48,10 @@ def crate_bars(record: BuildRecord) -> list[CrateBar]:
 
 
 def concurrency(record: BuildRecord) -> list[tuple[float, int]]:
-    """(time, running actions) at every start and end: the steps of the concurrency graph."""
-    changes = sorted([(a.start, 1) for a in record.actions] + [(a.end, -1) for a in record.actions])
+    """(time, running processes) at every start and end: the steps of the concurrency graph. A fused metadata
+    action ran inside its full compile's process, so it does not count."""
+    processes = [a for a in record.actions if not a.shares_process]
+    changes = sorted([(a.start, 1) for a in processes] + [(a.end, -1) for a in processes])
     points, running = [(0.0, 0)], 0
     for time, delta in changes:
         running += delta

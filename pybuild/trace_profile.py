@@ -36,6 +36,7 @@ def trace_events(record: BuildRecord) -> list[dict[str, Any]]:
             "cached": action.cached,
             "critical_path": action.primary_output in critical,
             "peak_rss_kb": action.peak_rss_kb,
+            "shares_process": action.shares_process,  # ran inside the slot's other action (fused rmeta)
         }
         name = f"{action.mnemonic} {action.owner}" + (" (cached)" if action.cached else "")
         events.append(_slice(name, action.mnemonic, action.slot, action.start, action.end, args))

@@ -1,0 +1,51 @@
+"""`--profile` (a Chrome trace) and `--timings` (an HTML report) of a real pipelined build."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from rust_workspaces import heavy_chain, ok, pybuild
+from workspace_helpers import write_workspace
+
+
+def _built(tmp_path: Path) -> tuple[Path, dict]:
+    root = write_workspace(tmp_path / "ws", heavy_chain(instantiations=8))
+    profile = tmp_path / "trace.json"
+    ok(pybuild(root, "build", "-j2", f"--profile={profile}", "--timings", "//..."))
+    return root, json.loads(profile.read_text())
+
+
+def test_profile_has_a_track_per_slot_a_slice_per_action_phases_and_the_critical_path(tmp_path: Path) -> None:
+    _, trace = _built(tmp_path)
+    events = trace["traceEvents"]
+    tracks = {e["args"]["name"]: e["tid"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert {"phases", "critical path", "slot 1", "slot 2"} <= set(tracks)
+    phases = {e["name"] for e in events if e["ph"] == "X" and e["tid"] == tracks["phases"]}
+    assert {"loading", "analysis", "execution"} <= phases, phases
+    slots = {tracks["slot 1"], tracks["slot 2"]}
+    actions = [e for e in events if e["ph"] == "X" and e["tid"] in slots]
+    # a, b and c: a metadata and a full compile each (c's metadata has no consumer, so it is not built).
+    assert sorted((e["cat"], e["args"]["target"]) for e in actions) == [
+        ("Rustc", "//a:a"),
+        ("Rustc", "//b:b"),
+        ("Rustc", "//c:c"),
+        ("RustcMetadata", "//a:a"),
+        ("RustcMetadata", "//b:b"),
+    ]
+    assert all(e["args"]["cached"] is False and e["dur"] > 0 for e in actions)
+    critical = [e for e in events if e["ph"] == "X" and e["tid"] == tracks["critical path"]]
+    assert critical and all(e["args"]["critical_path"] for e in critical)
+    assert trace["otherData"]["jobs"] == 2 and trace["otherData"]["bound_seconds"] > 0
+
+
+def test_timings_report_is_offline_html_with_a_bar_per_crate_and_the_critical_path(tmp_path: Path) -> None:
+    root, _ = _built(tmp_path)
+    html = (root / "pybuild-out" / "timings.html").read_text()
+    assert not re.search(r"""(src|href)=["']https?:""", html), "the report must work offline"
+    for heading in ("Crates", "Concurrency", "Critical path", "Slowest actions"):
+        assert f"<h2>{heading}</h2>" in html
+    for crate in ("//a:a", "//b:b", "//c:c"):
+        assert '<text x="0" y=' in html and f">{crate}</text>" in html
+    assert "metadata:" in html  # the metadata part of a pipelined crate's bar
