@@ -47,5 +47,5 @@ def test_timings_report_is_offline_html_with_a_bar_per_crate_and_the_critical_pa
     for heading in ("Crates", "Concurrency", "Critical path", "Slowest actions"):
         assert f"<h2>{heading}</h2>" in html
     for crate in ("//a:a", "//b:b", "//c:c"):
-        assert '<text x="0" y=' in html and f">{crate}</text>" in html
+        assert f">{crate}</text>" in html
     assert "metadata:" in html  # the metadata part of a pipelined crate's bar
