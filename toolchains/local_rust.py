@@ -14,6 +14,7 @@ from action_graph.fileutil import atomic_symlink, atomic_write_text
 from pybuild.errors import PybuildError
 
 _TEMPLATE = Path(__file__).with_name("local_rust.BUILD.j2")
+TARGET_CFG = "target_cfg.txt"  # the repository's copy of `rustc --print cfg`
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class LocalRustc:
     host: str
     release: str
     commit_hash: str
+    # `rustc --print cfg`: the target's cfg values, which build scripts see as CARGO_CFG_*. Detected
+    # once here, as Cargo does once per build, instead of once per build script run.
+    cfg: str = ""
 
     @property
     def channel(self) -> str:
@@ -70,7 +74,8 @@ def detect() -> LocalRustc:
     rustc = find_rustc()
     fields = dict(line.split(": ", 1) for line in _run(rustc, "-vV").splitlines() if ": " in line)
     sysroot = Path(_run(rustc, "--print", "sysroot").strip())
-    return LocalRustc(rustc, sysroot, fields["host"], fields["release"], fields.get("commit-hash", "unknown"))
+    cfg = _run(rustc, "--print", "cfg")
+    return LocalRustc(rustc, sysroot, fields["host"], fields["release"], fields.get("commit-hash", "unknown"), cfg)
 
 
 def _library_files(sysroot: Path) -> list[str]:
@@ -81,7 +86,7 @@ def _library_files(sysroot: Path) -> list[str]:
 def write_repository(directory: Path) -> Path:
     """Create or refresh the @local_rust repository in `directory`; unchanged files are not rewritten.
 
-    Detection runs rustc twice (through the rustup proxy, ~0.1 s): its result and the BUILD file made from
+    Detection runs rustc three times (through the rustup proxy, ~0.1 s): its result and the BUILD file made from
     it are kept next to the repository and reused while nothing that decides them has changed.
     """
     record = directory.parent / f".{directory.name}.detected.json"
@@ -96,6 +101,7 @@ def write_repository(directory: Path) -> Path:
     # The repository sees the real sysroot (never a rustup proxy) at a path relative to the exec root.
     atomic_symlink(rustc.sysroot, directory / "sysroot")
     atomic_write_text(directory / "BUILD.bazel", text)
+    atomic_write_text(directory / TARGET_CFG, rustc.cfg)
     atomic_write_text(directory / "MODULE.bazel", 'module(name = "local_rust")\n')
     return directory
 
@@ -111,12 +117,13 @@ def _build_file(rustc: LocalRustc) -> str:
         channel=rustc.channel,
         release=rustc.release,
         rustc_lib=_library_files(rustc.sysroot),
+        target_cfg=TARGET_CFG,
     )
 
 
 # The detection record -----------------------------------------------------------------------------
 
-_RECORD_FORMAT = 1
+_RECORD_FORMAT = 2  # 2: with the target cfg
 # Variables that choose the rustc a rustup proxy runs, or where rustup keeps its settings. PATH is not
 # one: it only decides which rustc is found, and that rustc (path and identity) is part of the record.
 _VARIABLES = ("RUSTC", "HOME", "CARGO_HOME")
@@ -133,7 +140,9 @@ def _recorded(record: Path, rustc_path: Path) -> tuple[LocalRustc, str] | None:
         sysroot = Path(fields["sysroot"])
         if data["toolchain"] != _toolchain_files(sysroot):
             return None
-        rustc = LocalRustc(Path(fields["rustc_path"]), sysroot, fields["host"], fields["release"], fields["commit"])
+        rustc = LocalRustc(
+            Path(fields["rustc_path"]), sysroot, fields["host"], fields["release"], fields["commit"], fields["cfg"]
+        )
         return rustc, str(data["build_file"])
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no record, or a damaged one: detect again
@@ -146,6 +155,7 @@ def _record(record: Path, rustc_path: Path, rustc: LocalRustc, text: str) -> Non
         "host": rustc.host,
         "release": rustc.release,
         "commit": rustc.commit_hash,
+        "cfg": rustc.cfg,
     }
     data = {
         "format": _RECORD_FORMAT,

@@ -5,6 +5,7 @@ def _rust_toolchain_impl(ctx):
         rustc = ctx.file.rustc,
         rustdoc = ctx.file.rustdoc,
         rustc_lib = depset(ctx.files.rustc_lib),
+        target_cfg = ctx.file.target_cfg,
         sysroot = ctx.attr.sysroot,
         target_triple = ctx.attr.target_triple,
         exec_triple = ctx.attr.exec_triple or ctx.attr.target_triple,
@@ -19,6 +20,10 @@ rust_toolchain = rule(
         "rustc": attr.label(mandatory = True, allow_single_file = True),
         "rustdoc": attr.label(allow_single_file = True),
         "rustc_lib": attr.label_list(allow_files = True, doc = "Libraries rustc needs at run time."),
+        "target_cfg": attr.label(
+            allow_single_file = True,
+            doc = "`rustc --print cfg` for the target; cargo_build_script needs it (CARGO_CFG_*).",
+        ),
         "sysroot": attr.string(doc = "The compiler's sysroot, for information; rustc finds it itself."),
         "target_triple": attr.string(mandatory = True),
         "exec_triple": attr.string(),

@@ -3,7 +3,8 @@
 
 Paths given to the script are absolute (OUT_DIR, CARGO_MANIFEST_DIR, RUSTC), as Cargo gives them;
 what the crate's actions read back has the execution root replaced by `${pwd}` so it still holds in
-another sandbox. CARGO_CFG_* come from `rustc --print cfg`, so the script sees the real target.
+another sandbox. CARGO_CFG_* come from the toolchain's `rustc --print cfg` (--target-cfg, a file
+detected once per toolchain, as Cargo does once per build), so the script sees the real target.
 Standard library only.
 """
 
@@ -15,16 +16,18 @@ import sys
 
 def _parse(argv):
     parser = argparse.ArgumentParser(prog="build_script_runner")
-    for name in ("script", "manifest-dir", "rustc", "out-dir", "rustc-flags", "rustc-env", "link-flags", "label"):
+    names = ("script", "manifest-dir", "rustc", "target-cfg", "out-dir", "rustc-flags", "rustc-env", "link-flags")
+    for name in (*names, "label"):
         parser.add_argument(f"--{name}", required=True)
     return parser.parse_args(argv)
 
 
-def _cfg_env(rustc, env):
+def _cfg_env(path):
     """CARGO_CFG_<NAME>=v1,v2 for each `name="value"` and CARGO_CFG_<NAME>= for each bare `name`."""
-    output = subprocess.run([rustc, "--print", "cfg"], capture_output=True, text=True, check=True, env=env).stdout
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
     values = {}
-    for line in output.splitlines():
+    for line in lines:
         name, _, value = line.partition("=")
         key = "CARGO_CFG_" + name.upper().replace("-", "_")
         values.setdefault(key, [])
@@ -87,7 +90,7 @@ def main(argv):
         RUSTC=os.path.join(exec_root, args.rustc),
         RUSTDOC=os.path.join(os.path.dirname(os.path.join(exec_root, args.rustc)), "rustdoc"),
     )
-    env.update(_cfg_env(env["RUSTC"], env))
+    env.update(_cfg_env(args.target_cfg))
     os.makedirs(env["OUT_DIR"], exist_ok=True)
     done = subprocess.run(
         [os.path.join(exec_root, args.script)],

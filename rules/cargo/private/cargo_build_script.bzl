@@ -34,8 +34,15 @@ def _script_env(ctx, toolchain, crate):
     env.update(ctx.attr.build_script_env)
     return env
 
+def _target_cfg(toolchain):
+    # The toolchain's `rustc --print cfg`, detected once: an input, so another rustc reruns the script.
+    if not toolchain.target_cfg:
+        fail("cargo_build_script needs a rust_toolchain with target_cfg (a file of `rustc --print cfg`)")
+    return toolchain.target_cfg
+
 def _cargo_build_script_impl(ctx):
     toolchain = ctx.toolchains[TOOLCHAIN_TYPE]
+    target_cfg = _target_cfg(toolchain)
     srcs = ctx.files.srcs
     script = crate_from_attrs(
         ctx, "bin", srcs, crate_root(ctx, srcs, "build.rs"),
@@ -54,13 +61,14 @@ def _cargo_build_script_impl(ctx):
             "--script", script_info.output.path,
             "--manifest-dir", manifest_dir(ctx),
             "--rustc", toolchain.rustc.path,
+            "--target-cfg", target_cfg.path,
             "--out-dir", out_dir.path,
             "--rustc-flags", rustc_flags.path,
             "--rustc-env", rustc_env.path,
             "--link-flags", link_flags.path,
             "--label", script_info.owner,
         ],
-        inputs = depset([script_info.output] + ctx.files.data + ctx.files.srcs),
+        inputs = depset([script_info.output, target_cfg] + ctx.files.data + ctx.files.srcs),
         tools = depset([toolchain.rustc] + ctx.files.tools, transitive = [toolchain.rustc_lib]),
         outputs = [out_dir, rustc_flags, rustc_env, link_flags],
         env = _script_env(ctx, toolchain, script),
