@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env -S python3 -S
 """Runs a compiled Cargo build script the way Cargo does and turns its directives into files.
 
 Paths given to the script are absolute (OUT_DIR, CARGO_MANIFEST_DIR, RUSTC), as Cargo gives them;
@@ -6,20 +6,43 @@ what the crate's actions read back has the execution root replaced by `${pwd}` s
 another sandbox. CARGO_CFG_* come from the toolchain's `rustc --print cfg` (--target-cfg, a file
 detected once per toolchain, as Cargo does once per build), so the script sees the real target.
 Standard library only.
+
+It starts for every build script run, so it starts fast: `python3 -S` skips the site module (and the
+.pth files of site-packages), a small parser replaces argparse and fork/exec with select replaces
+subprocess: without site each of those imports (re, enum, locale, threading, ...) costs more than the
+rest of the runner. The `env -S` in the first line needs GNU coreutils >= 8.30 (2018) or a BSD/macOS env.
 """
 
-import argparse
 import os
-import subprocess
+import select
 import sys
+from types import SimpleNamespace
+
+_OPTIONS = (
+    "script",
+    "manifest-dir",
+    "rustc",
+    "target-cfg",
+    "out-dir",
+    "rustc-flags",
+    "rustc-env",
+    "link-flags",
+    "label",
+)
+_USAGE = "build_script_runner.py " + " ".join(f"--{name} VALUE" for name in _OPTIONS)
 
 
 def _parse(argv):
-    parser = argparse.ArgumentParser(prog="build_script_runner")
-    names = ("script", "manifest-dir", "rustc", "target-cfg", "out-dir", "rustc-flags", "rustc-env", "link-flags")
-    for name in (*names, "label"):
-        parser.add_argument(f"--{name}", required=True)
-    return parser.parse_args(argv)
+    """Every option once, as `--name value`: the rule always passes all of them."""
+    if len(argv) != 2 * len(_OPTIONS):
+        sys.exit(f"usage: {_USAGE}")
+    values = {}
+    for flag, value in zip(argv[::2], argv[1::2], strict=True):
+        key = flag[2:].replace("-", "_")
+        if not flag.startswith("--") or flag[2:] not in _OPTIONS or key in values:
+            sys.exit(f"build_script_runner: unexpected {flag!r}\nusage: {_USAGE}")
+        values[key] = value
+    return SimpleNamespace(**values)
 
 
 def _cfg_env(path):
@@ -75,6 +98,43 @@ def _translate(directives, exec_root):
     return flags, env, link, warnings
 
 
+def _spawn(program, cwd, env):
+    """The pid of `program` started in `cwd`, and the read ends of its stdout and stderr pipes."""
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: only os calls until exec, and never return into the runner
+        try:
+            os.chdir(cwd)
+            os.dup2(out_write, 1)
+            os.dup2(err_write, 2)
+            os.execve(program, [program], env)
+        except OSError as error:
+            os.write(2, f"cannot run {program}: {error}\n".encode())
+        os._exit(127)
+    os.close(out_write)
+    os.close(err_write)
+    return pid, out_read, err_read
+
+
+def _run(program, cwd, env):
+    """(exit code, stdout, stderr) of `program`; both pipes are drained together so neither fills up."""
+    pid, out_read, err_read = _spawn(program, cwd, env)
+    chunks = {out_read: [], err_read: []}
+    unfinished = [out_read, err_read]
+    while unfinished:
+        for fd in select.select(unfinished, [], [])[0]:
+            data = os.read(fd, 65536)
+            if data:
+                chunks[fd].append(data)
+            else:
+                os.close(fd)
+                unfinished.remove(fd)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    out, err = (b"".join(chunks[fd]).decode("utf-8", "replace") for fd in (out_read, err_read))
+    return code, out, err
+
+
 def _write(path, lines):
     with open(path, "w", encoding="utf-8") as handle:
         handle.writelines(line + "\n" for line in lines)
@@ -92,20 +152,13 @@ def main(argv):
     )
     env.update(_cfg_env(args.target_cfg))
     os.makedirs(env["OUT_DIR"], exist_ok=True)
-    done = subprocess.run(
-        [os.path.join(exec_root, args.script)],
-        cwd=env["CARGO_MANIFEST_DIR"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    flags, rustc_env, link, warnings = _translate(_directives(done.stdout), exec_root)
+    code, out, err = _run(os.path.join(exec_root, args.script), env["CARGO_MANIFEST_DIR"], env)
+    flags, rustc_env, link, warnings = _translate(_directives(out), exec_root)
     for warning in warnings:
         sys.stderr.write(f"warning: {args.label}: {warning}\n")
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        sys.stderr.write(f"error: build script of {args.label} failed with exit code {done.returncode}\n")
+    if code != 0:
+        sys.stderr.write(err)
+        sys.stderr.write(f"error: build script of {args.label} failed with exit code {code}\n")
         return 1
     _write(args.rustc_flags, flags)
     _write(args.rustc_env, rustc_env)
