@@ -99,6 +99,8 @@ def _action_text(action: Action) -> str:
     ]
     if action.env:
         lines.append(f"  Environment: [{', '.join(f'{k}={v}' for k, v in action.env)}]")
+    if action.execution_requirements:  # Bazel's aquery calls these execution info
+        lines.append(f"  Execution Info: {{{', '.join(f'{k}: {v}' for k, v in action.execution_requirements)}}}")
     if action.content is not None:
         lines.append(f"  Content: {json.dumps(action.content)}")
     else:

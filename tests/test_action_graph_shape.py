@@ -927,6 +927,20 @@ def test_text_output_matches_json(shape_workspace: Path, run: Runner, aquery_jso
     assert "Compiling Rust rlib b (RustcMetadata)" in blocks[2]["action"]
 
 
+def test_text_output_shows_execution_info_as_bazel_does(
+    shape_workspace: Path, run: Runner, aquery_json: Callable[..., str]
+) -> None:
+    text = assert_ok(run(shape_workspace, "aquery", "//chain/b"))  # rmeta: metadata actions name their process
+    as_json = json.loads(aquery_json(shape_workspace, "//chain/b"))["actions"]
+    for block, action in zip(parse_text(text), as_json, strict=True):
+        requirements = action["execution_requirements"]
+        assert bool(requirements) == (action["mnemonic"] == "RustcMetadata")
+        if requirements:
+            assert block["Execution Info"] == "{" + ", ".join(f"{k}: {v}" for k, v in requirements.items()) + "}"
+        else:
+            assert "Execution Info" not in block
+
+
 def test_text_output_quotes_arguments_with_shell_characters(tmp_path: Path, run: Runner) -> None:
     library = 'rust_library(name = "q", srcs = ["lib.rs"], crate_features = ["serde"], rustc_flags = ["--cfg=x y"])\n'
     workspace = toolchain_workspace(tmp_path, "stable", **{"q/BUILD.bazel": RULES_RUST_LOAD + library, "q/lib.rs": ""})
