@@ -25,8 +25,10 @@ class ActionGraph:
 
     def __init__(self, actions: Iterable[Action] = ()) -> None:
         self._actions: dict[str, Action] = {}  # primary output -> action, in the order added
-        self._succ: dict[str, dict[str, None]] = {}
-        self._pred: dict[str, dict[str, None]] = {}
+        # Adjacency as lists and tuples, not sets: inputs hold every crate below, so a deep graph has millions
+        # of (transitive) edges, and a dict entry per edge cost ~100 MB at 10,000 targets.
+        self._succ: dict[str, list[str]] = {}
+        self._pred: dict[str, tuple[str, ...]] = {}
         self._nx: nx.DiGraph | None = None
         # Names this exact set of actions where the load cache keeps it (every copy has the same token):
         # UpToDate trusts an action of a graph with its token without comparing it field by field.
@@ -74,23 +76,10 @@ class ActionGraph:
                 self._directories.setdefault(parent, output)
         node = action.primary_output
         if node not in self._actions:
-            self._succ[node], self._pred[node] = {}, {}
+            self._succ[node], self._pred[node] = [], ()
         self._actions[node] = action
         if self._nx is not None:
             self._nx.add_node(node, action=action)
-
-    def _add_edges(self, edges: Iterable[tuple[str, str]]) -> None:
-        added: list[tuple[str, str]] = []  # for the networkx view, if there is one
-        succ, pred, viewed = self._succ, self._pred, self._nx is not None
-        for u, v in edges:
-            successors = succ[u]
-            if v not in successors:
-                successors[v] = None
-                pred[v][u] = None
-                if viewed:
-                    added.append((u, v))
-        if self._nx is not None:
-            self._nx.add_edges_from(added)
 
     def _reject_prefix_conflict(self, output: str, action: Action) -> None:
         """A file cannot also be a directory holding another output (Bazel's output prefix conflict)."""
@@ -107,15 +96,17 @@ class ActionGraph:
             )
 
     def link(self) -> None:
-        """Add the edges once all actions are known (inputs may be produced by later actions)."""
+        """Make the edges once all actions are known (inputs may be produced by later actions)."""
         producer_of = {path: action.primary_output for path, action in self._producers.items()}.get
-        # Per action, its producers in input order, each once. Inputs hold every crate below, so this is
-        # the hot loop of linking: map() and filter() keep it in C.
-        self._add_edges(
-            (producer, node)
-            for node, action in self._actions.items()
-            for producer in dict.fromkeys(filter(None, map(producer_of, action.inputs)))
-        )
+        succ: dict[str, list[str]] = {node: [] for node in self._actions}
+        pred: dict[str, tuple[str, ...]] = {}
+        for node, action in self._actions.items():
+            # Its producers in input order, each once. Inputs hold every crate below, so this is the hot
+            # loop of linking: map() and filter() keep it in C.
+            pred[node] = tuple(dict.fromkeys(filter(None, map(producer_of, action.inputs))))
+            for producer in pred[node]:
+                succ[producer].append(node)
+        self._succ, self._pred, self._nx = succ, pred, None  # the networkx view is made again when asked
 
     @property
     def actions(self) -> list[Action]:
@@ -150,8 +141,8 @@ class ActionGraph:
             if node in needed:
                 sub._add_known(action)
         # Copies of this graph's adjacency: all of a needed node's predecessors are needed, successors not.
-        sub._pred = {node: dict(pred[node]) for node in sub._actions}
-        sub._succ = {node: {v: None for v in self._succ[node] if v in needed} for node in sub._actions}
+        sub._pred = {node: pred[node] for node in sub._actions}  # tuples: shared, not copied
+        sub._succ = {node: [v for v in self._succ[node] if v in needed] for node in sub._actions}
         return sub
 
     def topological_order(self) -> list[Action]:
