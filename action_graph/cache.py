@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from action_graph.digests import hash_file
+from action_graph.digests import Identity, file_identity, hash_file
 
 
 @dataclass(frozen=True)
@@ -72,16 +72,16 @@ class ActionCache:
 
     def store_file(self, path: Path) -> str:
         """Put a file into the store (as a hard link when possible); return its digest."""
-        before = _identity(path)
+        before = file_identity(path)
         digest = hash_file(str(path))
-        unchanged = before is not None and _identity(path) == before
+        unchanged = before is not None and file_identity(path) == before
         blob = self.blob_path(digest)
         if not blob.exists():
             blob.parent.mkdir(parents=True, exist_ok=True)
             temp = blob.with_name(f".{digest}.{os.getpid()}.{id(path)}.tmp")
             _link_or_copy(path, temp)
             os.replace(temp, blob)
-        after = _identity(path)  # linking changed the ctime; size, mtime and inode must not have changed
+        after = file_identity(path)  # linking changed the ctime; size, mtime and inode must not have changed
         if unchanged and after is not None and before is not None and _same_content(before, after):
             self._stored[str(path)] = (*after, digest)
         return digest
@@ -108,15 +108,7 @@ class ActionCache:
         return True
 
 
-def _identity(path: Path) -> tuple[int, int, int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
-
-
-def _same_content(before: tuple[int, int, int, int], after: tuple[int, int, int, int]) -> bool:
+def _same_content(before: Identity, after: Identity) -> bool:
     size, mtime, _, inode = before
     return after[0] == size and after[1] == mtime and after[3] == inode
 

@@ -16,6 +16,22 @@ from action_graph.fileutil import atomic_write_text
 
 _CHUNK = 1 << 20
 
+Identity = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+def stat_identity(stat: os.stat_result) -> Identity:
+    """What vouches for a file's content without reading it. ctime and inode too, as Bazel: an edit that keeps
+    the size and restores the mtime still changes the ctime, and a replaced file has another inode."""
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+
+
+def file_identity(path: str | os.PathLike[str]) -> Identity | None:
+    """stat_identity of the file at `path`, None if there is none."""
+    try:
+        return stat_identity(os.stat(path))
+    except OSError:
+        return None
+
 
 class MachineDigests:
     """Digests of files outside any workspace (the toolchain: ~250 MB, half a second of hashing), kept by real
@@ -78,8 +94,7 @@ class FileDigests:
         stat = os.stat(full)  # one stat serves both the directory test and the identity
         if S_ISDIR(stat.st_mode):
             return self._tree_digest(path)
-        # ctime and inode too, as Bazel: an edit that keeps size and restores mtime still changes ctime.
-        identity = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+        identity = stat_identity(stat)
         cached = self._cache.get(path)
         if cached and tuple(cached[:4]) == identity:
             return cached[4]

@@ -13,7 +13,6 @@ inode). Whatever it cannot vouch for makes it answer None, and the scheduler doe
 from __future__ import annotations
 
 import contextlib
-import os
 import pickle
 import time
 from collections.abc import Callable
@@ -23,15 +22,13 @@ from pathlib import Path
 
 from action_graph.action import Action
 from action_graph.cache import ActionCache, ActionResult
-from action_graph.digests import FileDigests, action_key
+from action_graph.digests import FileDigests, Identity, action_key, file_identity
 from action_graph.fileutil import atomic_write_bytes
 from action_graph.graph import ActionGraph
 from action_graph.scheduler import Outcome, ScheduleResult
 
 STATE_FILE = "uptodate.pickle"
 _FORMAT = 2
-
-Identity = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 
 
 @dataclass
@@ -113,7 +110,7 @@ class UpToDate:
     def _entry(self, key: str, state: _State) -> tuple[Identity | None, ActionResult | None]:
         """ActionCache.lookup(key), answered from the state when the entry file is the one seen last time;
         with the entry file's identity."""
-        identity = _identity(self.cache.entry_file(key))
+        identity = file_identity(self.cache.entry_file(key))
         known = state.entries.get(key)
         if known is not None and identity == known[0]:
             result = known[1]
@@ -143,7 +140,7 @@ class UpToDate:
             key = action_key(action, digest)
         except OSError:
             return  # an input vanished after the build used it: the next check computes afresh
-        identity = _identity(self.cache.entry_file(key))
+        identity = file_identity(self.cache.entry_file(key))
         entry = self.cache.lookup(key)
         if identity is not None and entry is not None:
             state.keys[action.primary_output] = (None if state.token else action, digests, key)
@@ -180,11 +177,3 @@ def _memoized(function: Callable[[str], str]) -> Callable[[str], str]:
         return value
 
     return digest
-
-
-def _identity(path: str) -> Identity | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
