@@ -1,4 +1,4 @@
-"""Writing files so that nothing is ever left half-written: temp path, then rename."""
+"""File helpers. Writes leave nothing half-written: temp path, then rename."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+
+def read_text_or_none(path: Path) -> str | None:
+    """A UTF-8 file's text, or None when it cannot be read (missing, unreadable or not UTF-8)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def atomic_write_text(path: Path, text: str) -> bool:

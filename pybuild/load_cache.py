@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from action_graph.fileutil import atomic_open, keep_newest
+from action_graph.fileutil import atomic_open, keep_newest, read_text_or_none
 from pybuild import globbing
 from pybuild.errors import PybuildError
 from pybuild.labels import Label
@@ -250,7 +250,7 @@ class LoadCache:
             made = self.workspace.repository_factories
             repositories = sorted((n, str(p)) for n, p in self.workspace.repositories.items() if n not in made)
             build_files = sorted((name, str(path)) for name, path in self.workspace.build_files.items())
-            parts = (_FORMAT, _code_fingerprint(), _file_text(module), repositories, build_files)
+            parts = (_FORMAT, _code_fingerprint(), read_text_or_none(module), repositories, build_files)
             self._fingerprint = _digest(repr(parts))
         return self._fingerprint
 
@@ -286,13 +286,6 @@ def _code_fingerprint() -> str:
     for path in code_files():
         hasher.update(path.name.encode() + b"\0" + path.read_bytes())
     return hasher.hexdigest()
-
-
-def _file_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 def _digest(text: str) -> str:

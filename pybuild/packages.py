@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from action_graph.fileutil import read_text_or_none
 from pybuild import globbing, visibility
 from pybuild.depsets import DepsetGraph
 from pybuild.errors import PybuildError
@@ -249,7 +250,7 @@ class PackageLoader:
         if path is None:
             shown = str(Label(repo, name, "x")).rsplit(":", 1)[0]
             raise PybuildError(f"no such package '{shown}': BUILD file not found in {self.package_dir(repo, name)}")
-        text = _read_text(path)  # None: unreadable, which evaluation reports
+        text = read_text_or_none(path)  # None: unreadable, which evaluation reports
         directory = self.package_dir(repo, name)
         listing = _Listing(directory, self._listings.pop((repo, name), None))
         if text is not None:
@@ -416,13 +417,6 @@ def _thawed(record: PackageRecord, directory: Path) -> Package | None:
     try:
         return Package.thawed(record.package, record.rule_classes, directory)
     except Exception:  # an entry of the right version but damaged: evaluate the BUILD file instead
-        return None
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
         return None
 
 
