@@ -97,6 +97,7 @@ class LocalExecution:
 
     def build(self, graph: ActionGraph, outputs: list[str]) -> ScheduleResult:
         self.started = time.monotonic()
+        self._keys: dict[str, str] = {}  # primary output -> action key, for this build
         needed = graph.subgraph_for(outputs)
         progress = Progress(len(needed.actions))
         budget = Budget(self.options.local_ram_mb, self._estimated_rss_mb)
@@ -154,9 +155,17 @@ class LocalExecution:
             self.peak_rss_mb[_cost_key(early)] = outcome.peak_rss_kb / 1024
         return outcome
 
+    def _action_key(self, action: Action) -> str:
+        """Computed once per action (it stats every input): a fused pair needs both keys before it runs, and
+        each again to record its result. An action's inputs are complete and fixed once it is ready."""
+        key = self._keys.get(action.primary_output)
+        if key is None:
+            key = self._keys[action.primary_output] = action_key(action, self.digests.digest)
+        return key
+
     def _is_cached(self, action: Action) -> bool:
         try:
-            return self.cache.lookup(action_key(action, self.digests.digest)) is not None
+            return self.cache.lookup(self._action_key(action)) is not None
         except FileNotFoundError:
             return False
 
@@ -164,7 +173,7 @@ class LocalExecution:
         """Record the file another action's process wrote as `early`'s output, exactly as if `early` had run:
         the same bytes (rustc's .rmeta does not depend on the output directory) under `early`'s own key."""
         try:
-            key = action_key(early, self.digests.digest)
+            key = self._action_key(early)
             atomic_copy(written, self.workspace.root / early.primary_output)
             records = self._store_outputs(early)
         except (OSError, ActionFailed) as error:
@@ -187,7 +196,7 @@ class LocalExecution:
     def _execute_or_raise(self, action: Action, slot: int, early: EarlyOutput | None) -> Outcome:
         start = time.monotonic()
         try:
-            key = action_key(action, self.digests.digest)
+            key = self._action_key(action)
         except FileNotFoundError as error:
             return Outcome(action, False, error=f"input {error.filename} is missing", slot=slot, start=start)
         hit = self.cache.lookup(key)
