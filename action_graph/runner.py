@@ -113,10 +113,7 @@ class LocalRunner:
         action also had stay, anything else (its other links, files it wrote) is removed, so the action sees
         what a freshly made sandbox would show, for a fraction of the file system work."""
         links = {path: self._real_path(action, path) for path in action.inputs}
-        directories = _ancestors(links)
-        for output in action.outputs:
-            directories.update(_ancestors([output]))
-        directories.update(action.output_directories)
+        directories = _ancestors([*links, *action.outputs]) | set(action.output_directories)
         sandbox.mkdir(parents=True, exist_ok=True)
         present = _prune(str(sandbox), "", links, directories, self._trash.put)
         for path, target in links.items():
