@@ -51,16 +51,19 @@ def atomic_open(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
 
 
 def atomic_copy(source: Path, destination: Path) -> None:
-    """Copy a file's bytes (not its inode: the writer may still own it) to `destination` in one rename."""
+    """Copy a file or a directory tree with its modes (not its inodes: the writer may still own them) to
+    `destination` in one rename."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp")
-    os.close(fd)
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp"))
     try:
-        shutil.copyfile(source, temp)
-        os.replace(temp, destination)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        copy = staging / destination.name
+        if source.is_dir() and not source.is_symlink():
+            shutil.copytree(source, copy, symlinks=True)
+        else:
+            shutil.copy2(source, copy, follow_symlinks=False)
+        os.replace(copy, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def atomic_symlink(target: Path, link: Path) -> None:

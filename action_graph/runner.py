@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import queue
@@ -17,7 +18,7 @@ from pathlib import Path
 from stat import S_ISLNK
 
 from action_graph.action import Action
-from action_graph.fileutil import atomic_write_bytes
+from action_graph.fileutil import atomic_copy, atomic_write_bytes
 
 # A file the process writes before it ends (relative to where it runs), and what to call once it exists.
 EarlyOutput = tuple[str, Callable[[Path], None]]
@@ -64,6 +65,9 @@ class LocalRunner:
         """Remove what interrupted actions may have half-written, in the tree and in their sandboxes."""
         for action in actions:
             self._clear_outputs(action, self.exec_root)
+        self.remove_sandboxes()
+
+    def remove_sandboxes(self) -> None:
         shutil.rmtree(self.sandbox_base, ignore_errors=True)
 
     def run(self, action: Action, slot: int, early: EarlyOutput | None = None) -> SpawnResult:
@@ -148,7 +152,7 @@ class LocalRunner:
         for output in action.outputs:
             destination = self.output_root / output
             destination.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(sandbox / output, destination)
+            _move(sandbox / output, destination)
 
     def _spawn(self, action: Action, cwd: Path, slot: int, early: EarlyOutput | None = None) -> SpawnResult:
         start = time.monotonic()
@@ -252,6 +256,21 @@ def _start(action: Action, cwd: Path) -> subprocess.Popen[bytes]:
         )
     except OSError as error:
         raise ActionFailed(f"{action.describe()}: cannot start '{action.argv[0]}': {error}") from None
+
+
+def _move(source: Path, destination: Path) -> None:
+    """Rename an output into place; from a sandbox on another file system (a RAM disk) copy it, then drop the
+    sandbox's copy so it does not hold memory until the slot's next action."""
+    try:
+        os.replace(source, destination)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        atomic_copy(source, destination)
+        if source.is_dir() and not source.is_symlink():
+            shutil.rmtree(source)
+        else:
+            source.unlink()
 
 
 def _ancestors(paths: Iterable[str]) -> set[str]:

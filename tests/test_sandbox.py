@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -103,3 +107,43 @@ def test_directories_no_action_needs_are_deleted_in_the_background(root: Path) -
         time.sleep(0.01)
     assert not any((root / "sandbox/trash").iterdir())
     assert sorted(os.listdir(root / "sandbox/1")) == ["other", "out"]
+
+
+@contextlib.contextmanager
+def tempfile_directory(parent: Path) -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(dir=parent, prefix="pybuild-test-"))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _other_file_system(root: Path) -> Path:
+    """A writable directory on another file system than `root` (the RAM disk), or skip."""
+    ram_disk = Path("/dev/shm")
+    if not os.access(ram_disk, os.W_OK) or os.stat(ram_disk).st_dev == os.stat(root).st_dev:
+        pytest.skip("needs a writable /dev/shm on another file system than the test's temporary directory")
+    return ram_disk
+
+
+def test_outputs_of_a_sandbox_on_another_file_system_are_copied_out_whole(root: Path) -> None:
+    ram_disk = _other_file_system(root)
+    action = Action(
+        mnemonic="Test",
+        owner="//t:t",
+        argv=(
+            "/bin/sh",
+            "-c",
+            "printf '#!/bin/sh\\n' > out/tool; chmod 755 out/tool; mkdir -p out/tree/x; echo leaf > out/tree/x/leaf",
+        ),
+        outputs=("out/tool", "out/tree"),
+        output_directories=("out/tree",),
+        env=(("PATH", "/usr/bin:/bin"),),
+    )
+    with tempfile_directory(ram_disk) as base:
+        runner = LocalRunner(root, base, sandboxed=True)
+        assert runner.run(action, 1).exit_code == 0
+        assert os.stat(root / "out/tool").st_mode & 0o777 == 0o755
+        assert (root / "out/tree/x/leaf").read_text(encoding="utf-8") == "leaf\n"
+        assert sorted(os.listdir(root / "out")) == ["tool", "tree"]  # no staging directories left
+        assert not (base / "1/out/tool").exists() and not (base / "1/out/tree").exists()
