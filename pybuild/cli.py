@@ -175,6 +175,12 @@ def _execution_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=_positive_int, default=os.cpu_count() or 1, metavar="N")
     parser.add_argument("--spawn_strategy", default="sandboxed", choices=("sandboxed", "local"))
     parser.add_argument(
+        "--sandbox_base",
+        default="",
+        metavar="DIR",
+        help="make sandboxes under DIR (default: /dev/shm when writable with 1 GiB free, else pybuild-out/sandbox)",
+    )
+    parser.add_argument(
         "--local_ram_resources",
         type=_positive_int,
         default=None,

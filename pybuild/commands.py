@@ -25,6 +25,7 @@ from pybuild.labels import Label
 from pybuild.module_file import load_workspace
 from pybuild.packages import PackageLoader
 from pybuild.progress import summary_line
+from pybuild.sandbox_location import remove_ram_disk_sandboxes, sandbox_base
 from pybuild.target_graph import LoadingQueryEnvironment, TargetGraphLoader
 from pybuild.testing import create_runfiles, run_tests
 from pybuild.trace_profile import write_profile
@@ -172,6 +173,7 @@ def build_targets(
     options = ExecutionOptions(
         jobs=args.jobs,
         sandboxed=args.spawn_strategy == "sandboxed",
+        sandbox_base=sandbox_base(workspace.output_base, args.sandbox_base),
         keep_going=args.keep_going,
         local_ram_mb=args.local_ram_resources or default_local_ram_mb(),
         remote=_remote_options(args, loader),
@@ -342,6 +344,7 @@ def clean_command(args: Namespace) -> int:
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink()
+    remove_ram_disk_sandboxes(base)
     (workspace.root / BIN_LINK_NAME).unlink(missing_ok=True)
     print("INFO: clean finished", file=sys.stderr)
     return 0

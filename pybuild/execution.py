@@ -41,6 +41,7 @@ _DEFAULT_RSS_MB = 250.0
 class ExecutionOptions:
     jobs: int
     sandboxed: bool
+    sandbox_base: Path  # one sandbox per slot under it
     keep_going: bool
     local_ram_mb: float  # running actions' estimated peak RSS stays below this
     remote: RemoteOptions | None = None  # --remote_executor / --remote_cache
@@ -73,7 +74,7 @@ class LocalExecution:
         self.up_to_date = UpToDate(self.state_dir, self.digests, self.cache)
         self.costs: dict[str, float] = _load_json(self.state_dir / "costs.json")
         self.peak_rss_mb: dict[str, float] = _load_json(self.state_dir / "peak_rss.json")
-        self.runner = LocalRunner(workspace.root, workspace.output_base / "sandbox", options.sandboxed)
+        self.runner = LocalRunner(workspace.root, options.sandbox_base, options.sandboxed)
         self.remote = self._connect_remote(options.remote) if options.remote else None
         # With remote execution -j may exceed the cores; local runs (fallback, no-remote) still may not.
         self._local_slots = threading.BoundedSemaphore(os.cpu_count() or 1)
@@ -114,6 +115,8 @@ class LocalExecution:
             self._save_state()
             if self.remote is not None:
                 self.remote.close()
+            if not self.options.sandbox_base.is_relative_to(self.workspace.output_base):
+                self.runner.remove_sandboxes()  # a RAM disk's memory is held only while a build runs
         return result
 
     def _interrupted(self) -> None:
