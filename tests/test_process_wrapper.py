@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from toolchains import local_rust
+
 WRAPPER = Path(__file__).resolve().parent.parent / "rules/util/process_wrapper/process_wrapper.py"
 ACTION_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
 
@@ -48,7 +50,7 @@ def test_rendered_diagnostics_are_printed_and_the_exit_code_passed_on(tmp_path: 
 
 
 def test_quit_on_rmeta_stops_the_command_once_the_metadata_is_announced(tmp_path: Path) -> None:
-    artifact = json.dumps({"artifact": "lib.rmeta", "emit": "metadata"})
+    artifact = '{"$message_type":"artifact","artifact":"lib.rmeta","emit":"metadata"}'  # rustc's own spelling
     script = f"echo '{artifact}' >&2; sleep 30; exit 1"
     result = _wrap(tmp_path, "--rustc-quit-on-rmeta", "--render-json-diagnostics", "--", "/bin/sh", "-c", script)
     assert result.returncode == 0
@@ -58,3 +60,30 @@ def test_a_bad_flag_is_a_usage_error(tmp_path: Path) -> None:
     result = _wrap(tmp_path, "--frobnicate", "--", "/bin/true")
     assert result.returncode == 1
     assert "bad flag --frobnicate" in result.stderr
+
+
+def test_a_command_that_cannot_start_is_named(tmp_path: Path) -> None:
+    result = _wrap(tmp_path, "--render-json-diagnostics", "--", "${pwd}/no-such-rustc")
+    assert result.returncode == 1
+    assert f"cannot run {tmp_path}/no-such-rustc" in result.stderr
+
+
+def _rustc_json(tmp_path: Path, source: str, *switches: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "lib.rs").write_text(source, encoding="utf-8")
+    rustc = ["--", str(local_rust.find_rustc()), "lib.rs", "--crate-type=rlib", "--crate-name=w", "--out-dir=out"]
+    return _wrap(tmp_path, *switches, *rustc, "--error-format=json", "--json=artifacts", "--emit=metadata,link")
+
+
+def test_real_rustc_warnings_are_rendered_and_the_run_stops_at_the_rmeta(tmp_path: Path) -> None:
+    result = _rustc_json(tmp_path, "pub fn f() -> u32 { let unused = 1; 2 }\n", "--rustc-quit-on-rmeta")
+    assert result.returncode == 0, result.stderr
+    assert "warning: unused variable: `unused`" in result.stderr
+    assert '"$message_type"' not in result.stderr  # no JSON reaches a person
+    assert (tmp_path / "out/libw.rmeta").is_file()
+
+
+def test_real_rustc_errors_are_rendered_and_fail_the_action(tmp_path: Path) -> None:
+    result = _rustc_json(tmp_path, 'pub fn f() -> u32 { "text" }\n', "--render-json-diagnostics")
+    assert result.returncode == 1
+    assert "error[E0308]: mismatched types" in result.stderr
+    assert '"$message_type"' not in result.stderr

@@ -13,14 +13,18 @@ stops rustc as soon as it announces the .rmeta artifact, so codegen never starts
 Standard library only: it runs under whatever python3 the action's PATH finds.
 
 It starts before every rustc, so it starts fast: `python3 -S` skips the site module (site-packages and
-their .pth files, none of which it uses), and json, subprocess and signal are imported only by the modes
-that read rustc's output; without them the wrapper replaces itself with rustc (no process stays behind).
+their .pth files, none of which it uses); without switches the wrapper replaces itself with rustc (no
+process stays behind). The modes that read rustc's output start it with os.posix_spawn rather than
+subprocess, and recognize artifact notices without json: each of those imports costs about 10 ms per
+action, and json is imported only when a diagnostic arrives.
 The `env -S` in the first line needs GNU coreutils >= 8.30 (2018) or a BSD/macOS env.
 """
 
 import os
 import sys
 
+_ARTIFACT = '{"$message_type":"artifact"'  # how rustc's compact JSON starts an artifact notice
+_SIGKILL = 9  # the same on every POSIX system; the signal module would import enum
 _SWITCHES = ("--rustc-quit-on-rmeta", "--render-json-diagnostics")
 _FILE_OPTIONS = ("--arg-file", "--env-file")
 _USAGE = "process_wrapper.py [--rustc-quit-on-rmeta] [--render-json-diagnostics] [--arg-file F] [--env-file F] -- CMD"
@@ -55,6 +59,8 @@ def _parse(argv, pwd):
 
 def _handle(line, quit_on_rmeta):
     """Print what a person should see; return True when the .rmeta has been written."""
+    if line.startswith(_ARTIFACT):
+        return quit_on_rmeta and '"emit":"metadata"' in line
     import json
 
     try:
@@ -84,16 +90,19 @@ def main(argv):
 
 def _filter_diagnostics(command, env, quit_on_rmeta):
     """Run rustc with its JSON messages going through _handle; stop it once the .rmeta exists if asked."""
-    import signal
-    import subprocess
-
-    child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    for line in child.stderr:
-        if _handle(line, quit_on_rmeta):
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-            return 0
-    return child.wait()
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.posix_spawn(command[0], command, env, file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 2)], setsid=True)
+    except OSError as error:
+        sys.exit(f"process_wrapper: cannot run {command[0]}: {error}")
+    os.close(write_end)
+    with open(read_end, encoding="utf-8", errors="replace") as messages:
+        for line in messages:
+            if _handle(line, quit_on_rmeta):
+                os.killpg(pid, _SIGKILL)
+                os.waitpid(pid, 0)
+                return 0
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 if __name__ == "__main__":
