@@ -251,7 +251,7 @@ class Analysis:
             argv=self._interned(spec["argv"]),
             outputs=outputs,
             inputs=self._inputs(spec["inputs"]),
-            env=tuple(sorted((spec.get("env") or {}).items())),
+            env=self._environment(spec.get("env") or {}),
             progress_message=message or f"{spec['mnemonic']} {outputs[0]}",
             execution_requirements=tuple(sorted((spec.get("execution_requirements") or {}).items())),
             content=spec.get("content"),
@@ -279,6 +279,12 @@ class Analysis:
         if all(type(v) is str for v in values):
             return tuple(map(strings.setdefault, values, values))  # the usual case, without a Python loop
         return tuple(strings.setdefault(v, v) if type(v) is str else v for v in values)
+
+    def _environment(self, env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+        """An action's environment, its texts shared: a crate's actions have the same one, and every crate the
+        same names (16 of the 238 MiB that 10,000 analyzed targets hold in Python were copies of them)."""
+        strings = self._strings
+        return tuple(sorted((strings.setdefault(k, k), strings.setdefault(v, v)) for k, v in env.items()))
 
     def _in_current_target(self, error: PybuildError) -> PybuildError:
         if self._current is None:
