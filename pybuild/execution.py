@@ -116,7 +116,7 @@ class LocalExecution:
             if self.remote is not None:
                 self.remote.close()
             if not self.options.sandbox_base.is_relative_to(self.workspace.output_base):
-                self.runner.remove_sandboxes()  # a RAM disk's memory is held only while a build runs
+                self.runner.remove_sandboxes()  # on a RAM disk they would hold memory between builds
         return result
 
     def _interrupted(self) -> None:

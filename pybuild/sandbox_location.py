@@ -3,8 +3,10 @@
 Bazel makes sandboxes under the output base and suggests --sandbox_base=/dev/shm for speed; pybuild takes
 the RAM disk by default when it has room. A sandbox is a tree of symlinks rebuilt for every action, and on
 disk each symlink and directory costs an inode: on ext4 without a journal, allocating inodes right after
-deleting many scans past the recently deleted ones, and a clean build of the Debian crates spent 3 s of its
-20 s making 3,800 symlinks. Outputs written on the RAM disk are copied out (runner._move).
+deleting many scans past the recently deleted ones, and in a 20 s clean build of the Debian crates 3,787
+symlinks and 1,947 directories took about 4 s of system time (820 us per symlink under strace). Outputs
+written on the RAM disk are copied out (runner._move); sandboxes outside the output base are removed when
+the build ends.
 """
 
 from __future__ import annotations
