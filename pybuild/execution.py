@@ -119,6 +119,14 @@ class LocalExecution:
                 self.runner.remove_sandboxes()  # on a RAM disk they would hold memory between builds
         return result
 
+    def _full_sandbox_hint(self, output: str) -> str:
+        """Sandboxes outside the output base are on the RAM disk (or where --sandbox_base said): when an action
+        ran out of room, say so, since its message names only a file under them."""
+        base = self.options.sandbox_base
+        if "No space left on device" not in output or base.is_relative_to(self.workspace.output_base):
+            return ""
+        return f"; its sandbox under {base} may be full: pass --sandbox_base=DIR on a larger file system"
+
     def _interrupted(self) -> None:
         if self.remote is not None:
             self.remote.close()  # in-flight remote calls end at once (CANCELLED) instead of running on
@@ -212,7 +220,7 @@ class LocalExecution:
                     action,
                     False,
                     output=spawn.output,
-                    error=_exit_text(spawn.exit_code, spawn.peak_rss_kb),
+                    error=_exit_text(spawn.exit_code, spawn.peak_rss_kb) + self._full_sandbox_hint(spawn.output),
                     duration=spawn.duration,
                     peak_rss_kb=spawn.peak_rss_kb,
                     slot=slot,

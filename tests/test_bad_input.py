@@ -226,6 +226,16 @@ CASES = {
         ["//s:s", "killed by SIGKILL, probably out of memory", "--jobs", "--local_ram_resources"],
         exit_code=1,
     ),
+    "full_sandbox_file_system": Case(
+        {
+            "s/defs.bzl": SCRIPT_RULE,
+            "s/BUILD.bazel": 'load(":defs.bzl", "scripted")\n'
+            'scripted(name = "s", script = "#!/bin/sh\\necho No space left on device >&2\\nexit 1\\n")\n',
+        },
+        ["build", "//s", "--sandbox_base=../sandboxes"],
+        ["//s:s", "No space left on device", "may be full", "--sandbox_base"],
+        exit_code=1,
+    ),
     "missing_declared_output": Case(
         {
             "s/defs.bzl": SCRIPT_RULE,
