@@ -237,15 +237,6 @@ class StarlarkHost:
             module.add_callable(name, self._callable(name, function))
         self._eval(module, self._parse(source, text, _BZL_DIALECT), source)
 
-    def call(self, module: sl.FrozenModule, name: str, *args: Any) -> Any:
-        """Call a public function of a frozen module, with errors translated like evaluation errors."""
-        self._pending = None
-        try:
-            return module.call(name, *args)
-        except sl.StarlarkError as error:
-            pending, self._pending = self._pending, None
-            raise _translate(error, pending) from None
-
     def eval_plain_file(
         self, source: SourceFile, functions: dict[str, Callable[..., Any]], header: str | None = None
     ) -> None:
