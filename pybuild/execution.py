@@ -75,6 +75,9 @@ class LocalExecution:
         self.costs: dict[str, float] = _load_json(self.state_dir / "costs.json")
         self.peak_rss_mb: dict[str, float] = _load_json(self.state_dir / "peak_rss.json")
         self.runner = LocalRunner(workspace.root, options.sandbox_base, options.sandboxed)
+        # Outside the output base sandboxes are on the RAM disk (or where --sandbox_base put them): they last
+        # only while a build runs, and a full one there is worth naming in a failure.
+        self._sandboxes_elsewhere = not options.sandbox_base.is_relative_to(workspace.output_base)
         self.remote = self._connect_remote(options.remote) if options.remote else None
         # With remote execution -j may exceed the cores; local runs (fallback, no-remote) still may not.
         self._local_slots = threading.BoundedSemaphore(os.cpu_count() or 1)
@@ -115,16 +118,15 @@ class LocalExecution:
             self._save_state()
             if self.remote is not None:
                 self.remote.close()
-            if not self.options.sandbox_base.is_relative_to(self.workspace.output_base):
+            if self._sandboxes_elsewhere:
                 self.runner.remove_sandboxes()  # on a RAM disk they would hold memory between builds
         return result
 
     def _full_sandbox_hint(self, output: str) -> str:
-        """Sandboxes outside the output base are on the RAM disk (or where --sandbox_base said): when an action
-        ran out of room, say so, since its message names only a file under them."""
-        base = self.options.sandbox_base
-        if "No space left on device" not in output or base.is_relative_to(self.workspace.output_base):
+        """When an action ran out of room in a sandbox elsewhere, say so: its message names only a file there."""
+        if not self._sandboxes_elsewhere or "No space left on device" not in output:
             return ""
+        base = self.options.sandbox_base
         return f"; its sandbox under {base} may be full: pass --sandbox_base=DIR on a larger file system"
 
     def _interrupted(self) -> None:
