@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -109,15 +106,6 @@ def test_directories_no_action_needs_are_deleted_in_the_background(root: Path) -
     assert sorted(os.listdir(root / "sandbox/1")) == ["other", "out"]
 
 
-@contextlib.contextmanager
-def tempfile_directory(parent: Path) -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(dir=parent, prefix="pybuild-test-"))
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 def _other_file_system(root: Path) -> Path:
     """A writable directory on another file system than `root` (the RAM disk), or skip."""
     ram_disk = Path("/dev/shm")
@@ -140,7 +128,8 @@ def test_outputs_of_a_sandbox_on_another_file_system_are_copied_out_whole(root: 
         output_directories=("out/tree",),
         env=(("PATH", "/usr/bin:/bin"),),
     )
-    with tempfile_directory(ram_disk) as base:
+    with tempfile.TemporaryDirectory(dir=ram_disk, prefix="pybuild-test-") as name:
+        base = Path(name)
         runner = LocalRunner(root, base, sandboxed=True)
         assert runner.run(action, 1).exit_code == 0
         assert os.stat(root / "out/tool").st_mode & 0o777 == 0o755
