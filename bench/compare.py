@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
-import heapq
 import json
 import os
 import re
@@ -54,6 +53,8 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import gen_synthetic  # noqa: E402  (bench/ is not a package)
+
+from action_graph.list_schedule import ScheduleGraph  # noqa: E402
 
 RESULTS = BENCH / "results"
 SYSTEMS = ("cargo", "unpipelined", "rmeta", "hollow")
@@ -500,47 +501,11 @@ def list_schedule(actions: list[dict[str, Any]], edges: dict[str, list[str]], jo
     """Makespan of this run's actions, with their measured durations, on `jobs` slots with no overhead at all
     between them, always starting the ready action with the longest remaining path (what pybuild does). Unlike
     max(critical path, total / jobs) this is achievable, so wall / it is what scheduling and gaps cost. An action
-    that shared another's process (fused rmeta pipelining) runs beside it without a slot of its own."""
+    that shared another's process (fused rmeta pipelining, a cut hollow rlib) runs beside it without a slot of
+    its own."""
     duration = {a["primary_output"]: a["end"] - a["start"] for a in actions}
     slotless = {a["primary_output"] for a in actions if a.get("shares_process")}
-    preds = {o: [p for p in edges.get(o, []) if p in duration] for o in duration}
-    succs: dict[str, list[str]] = {o: [] for o in duration}
-    for node, producers in preds.items():
-        for producer in producers:
-            succs[producer].append(node)
-    remaining: dict[str, float] = {}
-    for node in reversed(_topological(preds, succs)):
-        remaining[node] = duration[node] + max((remaining[s] for s in succs[node]), default=0.0)
-    waiting = {o: len(p) for o, p in preds.items()}
-    ready = [(-remaining[o], o) for o, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    running: list[tuple[float, str]] = []
-    now = 0.0
-    while ready or running:
-        for entry in [entry for entry in ready if entry[1] in slotless]:  # optimistic: no wait for their process
-            ready.remove(entry)
-            heapq.heappush(running, (now + duration[entry[1]], entry[1]))
-        heapq.heapify(ready)
-        while ready and sum(1 for _, n in running if n not in slotless) < jobs:
-            node = heapq.heappop(ready)[1]
-            heapq.heappush(running, (now + duration[node], node))
-        now, node = heapq.heappop(running)
-        for successor in succs[node]:
-            waiting[successor] -= 1
-            if waiting[successor] == 0:
-                heapq.heappush(ready, (-remaining[successor], successor))
-    return now
-
-
-def _topological(preds: dict[str, list[str]], succs: dict[str, list[str]]) -> list[str]:
-    count = {o: len(p) for o, p in preds.items()}
-    order = [o for o, c in count.items() if c == 0]
-    for node in order:  # grows while iterating
-        for successor in succs[node]:
-            count[successor] -= 1
-            if count[successor] == 0:
-                order.append(successor)
-    return order
+    return ScheduleGraph(duration, edges).makespan(duration, jobs, slotless=slotless)
 
 
 def analyze_gaps(

@@ -1,0 +1,92 @@
+"""List schedules: actions of known durations on N slots with no overhead between them, always starting the
+ready action with the longest remaining path (what the scheduler does). The scheduler plans with them; the
+benchmarks judge a measured run against one.
+
+Graphs of thousands of crates have millions of edges (an action reads the metadata of every crate below),
+so a graph is prepared once (successors, a topological order) and variants of it are estimated on that:
+other durations, and extra edges, each into a node from one more producer.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+
+class ScheduleGraph:
+    def __init__(
+        self, nodes: Iterable[str], predecessors: Mapping[str, Sequence[str]], extra: Mapping[str, str] | None = None
+    ) -> None:
+        """`extra` (node -> producer) are edges that variants may add; the order allows for all of them.
+        Predecessors that are not among `nodes` count as done."""
+        self.nodes = list(nodes)
+        known = set(self.nodes)
+        self.preds = {node: [p for p in predecessors.get(node, ()) if p in known] for node in self.nodes}
+        self.succs: dict[str, list[str]] = {node: [] for node in self.nodes}
+        for node, producers in self.preds.items():
+            for producer in producers:
+                self.succs[producer].append(node)
+        self.order = self._topological_order(extra or {})
+
+    def _topological_order(self, extra: Mapping[str, str]) -> list[str]:
+        after = {producer: node for node, producer in extra.items()}
+        count = {node: len(producers) + (node in extra) for node, producers in self.preds.items()}
+        order = [node for node, n in count.items() if n == 0]
+        for node in order:  # grows while iterating
+            for successor in self._successors(node, after):
+                count[successor] -= 1
+                if count[successor] == 0:
+                    order.append(successor)
+        return order
+
+    def _successors(self, node: str, after: Mapping[str, str]) -> list[str]:
+        return [*self.succs[node], after[node]] if node in after else self.succs[node]
+
+    def remaining(self, durations: Mapping[str, float], extra: Mapping[str, str] | None = None) -> dict[str, float]:
+        """For each action, the longest chain of durations from its start to the end of the build."""
+        after = {producer: node for node, producer in (extra or {}).items()}
+        remaining: dict[str, float] = {}
+        for node in reversed(self.order):
+            after_node = max(map(remaining.__getitem__, self._successors(node, after)), default=0.0)
+            remaining[node] = durations[node] + after_node
+        return remaining
+
+    def makespan(
+        self,
+        durations: Mapping[str, float],
+        jobs: int,
+        extra: Mapping[str, str] | None = None,
+        slotless: Collection[str] = (),
+    ) -> float:
+        """When the last action ends. `slotless` actions run beside the others without taking a slot (a fused
+        or cut metadata action is part of another action's process)."""
+        extra = extra or {}
+        after = {producer: node for node, producer in extra.items()}
+        remaining = self.remaining(durations, extra)
+        waiting = {node: len(producers) + (node in extra) for node, producers in self.preds.items()}
+        ready: list[tuple[float, str]] = []
+        running: list[tuple[float, str]] = []
+
+        def release(node: str, now: float) -> None:
+            if node in slotless:
+                heapq.heappush(running, (now + durations[node], node))
+            else:
+                heapq.heappush(ready, (-remaining[node], node))
+
+        for node, count in waiting.items():
+            if count == 0:
+                release(node, 0.0)
+        busy = 0  # slots taken
+        now = 0.0
+        while ready or running:
+            while ready and busy < jobs:
+                node = heapq.heappop(ready)[1]
+                heapq.heappush(running, (now + durations[node], node))
+                busy += 1
+            now, node = heapq.heappop(running)
+            busy -= node not in slotless
+            for successor in self._successors(node, after):
+                left = waiting[successor] = waiting[successor] - 1
+                if left == 0:
+                    release(successor, now)
+        return now
