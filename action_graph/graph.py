@@ -119,6 +119,10 @@ class ActionGraph:
     def producer(self, path: str) -> Action | None:
         return self._producers.get(path)
 
+    def predecessors(self) -> Mapping[str, tuple[str, ...]]:
+        """Each action's producers, by primary output (do not change it)."""
+        return self._pred
+
     def dependencies(self, action: Action) -> list[Action]:
         return [self._actions[p] for p in self._pred[action.primary_output]]
 

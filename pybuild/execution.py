@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 from action_graph.action import Action
 from action_graph.cache import ActionCache, ActionResult, OutputRecord
 from action_graph.digests import FileDigests, MachineDigests, action_key, machine_digests_path
-from action_graph.fileutil import atomic_copy, atomic_symlink, atomic_write_text
+from action_graph.fileutil import atomic_copy, atomic_symlink, atomic_write_bytes, atomic_write_text
 from action_graph.graph import ActionGraph
+from action_graph.rlib import hollow_rlib_bytes
 from action_graph.runner import ActionFailed, EarlyOutput, LocalRunner, SpawnResult
 from action_graph.scheduler import Budget, Outcome, Scheduler, ScheduleResult, early_output_source
 from action_graph.uptodate import UpToDate
@@ -107,10 +108,11 @@ class LocalExecution:
         budget = Budget(self.options.local_ram_mb, self._estimated_rss_mb)
         scheduler = Scheduler(needed, self.options.jobs, self._cost, self.options.keep_going, budget)
         try:
-            # Fusing needs both actions on this machine; remote actions run one process each.
-            fused = self._execute_fused if self.remote is None and _fusion_enabled() else None
+            # Fusing and cutting need both actions on this machine; remote actions run one process each.
+            local = self.remote is None and _fusion_enabled()
+            fused, cut = (self._execute_fused, self._execute_cut) if local else (None, None)
             result = self.up_to_date.check(needed, self.started) or scheduler.run(
-                self._timed_execute, progress.start, progress.finish, self._interrupted, fused
+                self._timed_execute, progress.start, progress.finish, self._interrupted, fused, cut
             )
             self.up_to_date.remember(needed, result)
         finally:
@@ -185,17 +187,45 @@ class LocalExecution:
     def _adopt_early_output(self, early: Action, written: Path, slot: int, start: float) -> Outcome:
         """Record the file another action's process wrote as `early`'s output, exactly as if `early` had run:
         the same bytes (rustc's .rmeta does not depend on the output directory) under `early`'s own key."""
+        destination = self.workspace.root / early.primary_output
+        failure = f"cannot take its output from {written}"
+        outcome = self._record_made_output(early, lambda: atomic_copy(written, destination), slot, start, failure)
+        if outcome.ok:
+            self.costs[_cost_key(early)] = outcome.duration
+        return outcome
+
+    def _execute_cut(self, hollow: Action, full: Action, slot: int) -> Outcome:
+        """Cut `hollow`'s hollow rlib from the rlib `full` built (see scheduler.py): the bytes its own rustc
+        would write, recorded under its own key. Cached, or not cuttable, it runs after all. Its cost stays
+        the estimate of a run, which the next build's plan needs."""
+        if self._is_cached(hollow):
+            return self._timed_execute(hollow, slot)
+        start = time.monotonic()
+        root = self.workspace.root
         try:
-            key = self._action_key(early)
-            atomic_copy(written, self.workspace.root / early.primary_output)
-            records = self._store_outputs(early)
+            cut = hollow_rlib_bytes((root / full.primary_output).read_bytes())
+        except OSError:
+            cut = None
+        if cut is None:
+            return self._timed_execute(hollow, slot)
+        destination = root / hollow.primary_output
+        failure = "cannot write its hollow rlib"
+        return self._record_made_output(hollow, lambda: atomic_write_bytes(destination, cut), slot, start, failure)
+
+    def _record_made_output(
+        self, action: Action, make: Callable[[], None], slot: int, start: float, failure: str
+    ) -> Outcome:
+        """Record what `make` writes, without a process of `action`'s own, as if `action` had run."""
+        try:
+            key = self._action_key(action)
+            make()
+            records = self._store_outputs(action)
         except (OSError, ActionFailed) as error:
-            return Outcome(early, False, error=f"cannot take its output from {written}: {error}", slot=slot)
+            return Outcome(action, False, error=f"{failure}: {error}", slot=slot)
         now = time.monotonic()
         self.cache.record(key, ActionResult(tuple(records), now - start, 0))
-        self.costs[_cost_key(early)] = now - start
         times = {"start": start - self.started, "end": now - self.started}
-        return Outcome(early, True, duration=now - start, slot=slot, shares_process=True, **times)
+        return Outcome(action, True, duration=now - start, slot=slot, shares_process=True, **times)
 
     def _execute(self, action: Action, slot: int, early: EarlyOutput | None = None) -> Outcome:
         try:
@@ -304,7 +334,8 @@ def _files_under(root: Path, output: str) -> list[str]:
 
 
 def _fusion_enabled() -> bool:
-    """PYBUILD_FUSE_PIPELINED=0 runs every action in its own process (to compare, or to rule fusion out)."""
+    """PYBUILD_FUSE_PIPELINED=0 runs every action in its own process (to compare, or to rule fusion and cuts
+    out)."""
     return os.environ.get("PYBUILD_FUSE_PIPELINED", "1") != "0"
 
 

@@ -318,6 +318,22 @@ def heavy_chain(instantiations: int = 30) -> dict[str, str]:
     }
 
 
+def wide_workspace() -> dict[str, str]:
+    """a and b, independent, under the library c, under the binary //app: on 2 slots with no measured costs
+    pybuild plans to cut a's and b's hollow rlibs from their full rlibs (see hollow_cuts.py)."""
+    return {
+        "MODULE.bazel": MODULE,
+        "a/BUILD.bazel": _library("a"),
+        "a/lib.rs": "pub fn a() -> u32 {\n    20\n}\n",
+        "b/BUILD.bazel": _library("b"),
+        "b/lib.rs": "pub fn b() -> u32 {\n    22\n}\n",
+        "c/BUILD.bazel": _library("c", ("//a", "//b")),
+        "c/lib.rs": "pub fn c() -> u32 {\n    a::a() + b::b()\n}\n",
+        "app/BUILD.bazel": _binary("app", ("//c",)),
+        "app/main.rs": 'fn main() {\n    println!("c = {}", c::c());\n}\n',
+    }
+
+
 def keep_going_workspace() -> dict[str, str]:
     """Independent good libraries, and a broken library that another library depends on.
 

@@ -1,5 +1,6 @@
-"""rmeta pipelining runs one rustc per crate where it can, as Cargo does: the metadata action ends when the
-full compile's rustc writes its .rmeta, and that file holds exactly what a metadata action of its own writes."""
+"""One rustc per crate where that is faster. rmeta pipelining, as Cargo does: the metadata action ends when the
+full compile's rustc writes its .rmeta, and that file holds exactly what a metadata action of its own writes.
+Hollow rlibs: where the plan says so, one is cut from its crate's full rlib, byte for byte what rustc writes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from rust_workspaces import failed, find_record, heavy_chain, ok, pybuild, read_log
+from rust_workspaces import HOLLOW, failed, find_record, heavy_chain, ok, pybuild, read_log, wide_workspace
 from workspace_helpers import write_workspace
 
 from pybuild.build_record import ActionRecord, BuildRecord
@@ -24,8 +25,8 @@ def _built_files(root: Path) -> dict[str, str]:
     }
 
 
-def _build_with_log(root: Path, log: Path) -> list[dict]:
-    ok(pybuild(root, "build", J2, f"--execution_log_json_file={log}", "//..."))
+def _build_with_log(root: Path, log: Path, *flags: str) -> list[dict]:
+    ok(pybuild(root, "build", J2, *flags, f"--execution_log_json_file={log}", "//..."))
     return read_log(log)
 
 
@@ -59,6 +60,27 @@ def test_a_compile_error_in_a_fused_crate_fails_both_actions_and_shows_the_diagn
     result = failed(pybuild(root, "build", J2, "//..."))
     assert "error[E0308]: mismatched types" in result.err
     assert "its process, did not write it" in result.err  # the metadata action names the process that failed
+
+
+def test_hollow_rlibs_cut_from_full_rlibs_hold_the_bytes_rustc_writes_and_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_workspace(tmp_path / "ws", wide_workspace())
+    records = _build_with_log(root, tmp_path / "cut.json", HOLLOW)
+    for owner in ("//a:a", "//b:b"):
+        meta, full = find_record(records, owner, "RustcMetadata"), find_record(records, owner, "Rustc")
+        assert meta["primary_output"].endswith("_meta.rlib") and meta["shares_process"], meta
+        assert meta["start"] >= full["end"] and meta["end"] - meta["start"] < 0.5, (meta, full)
+    assert find_record(records, "//c:c", "Rustc")["start"] >= find_record(records, "//a:a", "RustcMetadata")["end"]
+    cut = _built_files(root)
+    assert ok(pybuild(root, "run", HOLLOW, "//app")).out == "c = 42\n"
+
+    ok(pybuild(root, "clean"))
+    monkeypatch.setenv("PYBUILD_FUSE_PIPELINED", "0")
+    separate = _build_with_log(root, tmp_path / "separate.json", HOLLOW)
+    assert not find_record(separate, "//a:a", "RustcMetadata")["shares_process"]  # rustc -Zno-codegen ran
+    assert _built_files(root) == cut
+    assert any(path.endswith("_meta.rlib") for path in cut)
 
 
 def test_the_bound_counts_a_fused_metadata_action_on_the_critical_path_but_not_as_work() -> None:

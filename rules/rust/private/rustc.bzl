@@ -164,8 +164,9 @@ def compile_crate(ctx, toolchain, crate, deps):
     link_wrapper_flags = [flag for f in link_flags for flag in ["--arg-file", f.path]] if crate.type != "rlib" else []
 
     if mode == "hollow":
+        # Once the full rlib is built, pybuild may cut this hollow rlib from it instead (see rlib.py).
         _run_rustc(ctx, toolchain, crate, "RustcMetadata", arguments("link=" + metadata.path, ["-Zno-codegen"]),
-                   dep_files, [metadata], env, [])
+                   dep_files, [metadata], env, [], {"hollow-rlib-of": output.path})
         _run_rustc(ctx, toolchain, crate, "Rustc", arguments("link=" + output.path, []), dep_files, [output], env, [])
     elif mode == "rmeta":
         json_flags = ["--error-format=json", "--json=artifacts"]
