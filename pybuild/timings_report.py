@@ -33,13 +33,15 @@ def crate_bars(record: BuildRecord) -> list[CrateBar]:
         by_owner.setdefault(action.owner, []).append(action)
     bars = []
     for owner, actions in by_owner.items():
-        metadata = [a.end for a in actions if a.mnemonic in _METADATA_MNEMONICS]
+        end = max(a.end for a in actions)
+        # Metadata that came only as the crate ended (a hollow rlib cut from the full rlib) is no part of its own.
+        metadata = [a.end for a in actions if a.mnemonic in _METADATA_MNEMONICS and a.end < end]
         bars.append(
             CrateBar(
                 owner=owner,
                 start=min(a.start for a in actions),
                 metadata_end=max(metadata) if metadata else None,
-                end=max(a.end for a in actions),
+                end=end,
                 critical=owner in critical,
                 cached=all(a.cached for a in actions),
             )

@@ -9,6 +9,9 @@ from pathlib import Path
 from rust_workspaces import heavy_chain, ok, pybuild
 from workspace_helpers import write_workspace
 
+from pybuild.build_record import ActionRecord, BuildRecord
+from pybuild.timings_report import crate_bars
+
 
 def _built(tmp_path: Path) -> tuple[Path, dict]:
     root = write_workspace(tmp_path / "ws", heavy_chain(instantiations=8))
@@ -49,3 +52,14 @@ def test_timings_report_is_offline_html_with_a_bar_per_crate_and_the_critical_pa
     for crate in ("//a:a", "//b:b", "//c:c"):
         assert f">{crate}</text>" in html
     assert "metadata:" in html  # the metadata part of a pipelined crate's bar
+
+
+def test_a_hollow_rlib_cut_as_its_crate_ended_adds_no_metadata_part_to_the_bar() -> None:
+    def record(mnemonic: str, owner: str, start: float, end: float, shared: bool = False) -> ActionRecord:
+        return ActionRecord(mnemonic, owner, f"{owner}.{mnemonic}", False, True, 1, start, end, shares_process=shared)
+
+    actions = [record("RustcMetadata", "//:a", 0, 1), record("Rustc", "//:a", 0, 3)]
+    actions += [record("Rustc", "//:b", 0, 2), record("RustcMetadata", "//:b", 2, 2.01, shared=True)]
+    bars = {bar.owner: bar for bar in crate_bars(BuildRecord(jobs=2, actions=actions))}
+    assert bars["//:a"].metadata_end == 1
+    assert bars["//:b"].metadata_end is None and bars["//:b"].end == 2.01
