@@ -1,5 +1,6 @@
-"""check-determinism: run each crate's metadata action twice and compare, and compare the crate hash
-of metadata and full outputs. A crate that differs breaks caching and, under pipelining, linking
+"""check-determinism: run each crate's metadata action twice and compare, with each other and with what the
+build made (which may have come from another process: a fused .rmeta, a cut hollow rlib), and compare the
+crate hash of metadata and full outputs. A crate that differs breaks caching and, under pipelining, linking
 (E0460 "found possibly newer version of crate"): a proc-macro iterating a HashMap is the usual cause."""
 
 from __future__ import annotations
@@ -57,11 +58,16 @@ def check_crate(root: Path, graph: ActionGraph, first: Action, full: Action | No
     with tempfile.TemporaryDirectory(prefix="pybuild-determinism-") as scratch:
         digests = [_run_isolated(root, Path(scratch) / str(run), first) for run in (1, 2)]
         deterministic = digests[0] == digests[1]
+        built = root / first.primary_output  # absent when nothing the build needed reads it
+        as_built = not built.exists() or hash_file(str(built)) == digests[0]
         hashes_agree = None
         if full is not None:
             metadata_hash = _crate_hash(rustc, Path(scratch) / "1" / first.primary_output)
             hashes_agree = metadata_hash == _crate_hash(rustc, root / full.primary_output)
     detail = "" if deterministic else "two runs of the same action produced different outputs"
+    if deterministic and not as_built:
+        detail = f"its run wrote other bytes than the build made for {first.primary_output}"
+    deterministic = deterministic and as_built
     if hashes_agree is False:
         detail = (detail + "; " if detail else "") + "the metadata and the full rlib have different crate hashes"
     return CrateCheck(first.owner, first.mnemonic, deterministic, hashes_agree, _proc_macros(graph, first), detail)

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from rust_workspaces import HOLLOW, read_log, wide_workspace
 from workspace_helpers import run_pybuild, write_workspace
 
 RULES = 'load("@rules_rust//rust:defs.bzl", "rust_binary", "rust_library", "rust_proc_macro")\n'
@@ -91,3 +92,13 @@ def test_deterministic_workspace_passes(tmp_path: Path) -> None:
     code, out, err = run_pybuild(root, "check-determinism", "//l", "-j2", timeout=300)
     assert code == 0, out + err
     assert "0 not deterministic" in out and "2 crates checked" in out
+
+
+def test_hollow_rlibs_the_build_cut_from_full_rlibs_are_what_rustc_writes(tmp_path: Path) -> None:
+    root = write_workspace(tmp_path / "ws", wide_workspace())
+    log = tmp_path / "log.json"
+    code, out, err = run_pybuild(root, "check-determinism", "//...", "-j2", HOLLOW, f"--execution_log_json_file={log}")
+    assert code == 0, out + err
+    assert "0 not deterministic" in out and "4 crates checked" in out
+    cut = [record for record in read_log(log) if record["mnemonic"] == "RustcMetadata"]
+    assert cut and all(r["shares_process"] for r in cut)  # the hollow rlibs compared were cut, not compiled
