@@ -10,6 +10,9 @@ runs instead.
 
 from __future__ import annotations
 
+import io
+from typing import BinaryIO
+
 _MAGIC = b"!<arch>\n"
 _HEADER = 60  # name 16, mtime 12, uid 6, gid 6, mode 8, size 10, "`\n"
 _METADATA = b"lib.rmeta"
@@ -17,34 +20,33 @@ _METADATA = b"lib.rmeta"
 _EMPTY_SYMBOL_TABLE = b"/".ljust(16) + b"0".ljust(12) + b"0".ljust(6) * 2 + b"0".ljust(8) + b"8".ljust(10) + b"`\n"
 
 
-def hollow_rlib_bytes(full: bytes) -> bytes | None:
-    """The hollow rlib of a full rlib's bytes, or None unless it holds only metadata and codegen objects."""
-    if not full.startswith(_MAGIC):
+def hollow_rlib_bytes(full: BinaryIO) -> bytes | None:
+    """The hollow rlib of a full rlib, or None unless it holds only metadata and codegen objects. Reads the
+    member headers and the metadata, not the objects: a full rlib may be large."""
+    if full.read(len(_MAGIC)) != _MAGIC:
         return None
     metadata = None
     long_names = b""
-    for name, start, end in _members(full):
+    while len(header := full.read(_HEADER)) == _HEADER:
+        name, size = _name(header[:16]), int(header[48:58])
+        padded = size + size % 2
         if name == b"//":
-            long_names = full[start:end]
+            long_names = full.read(padded)
         elif name == _METADATA:
-            metadata = full[start - _HEADER : end + (end - start) % 2]
-        elif name != b"/" and not _long_name(name, long_names).endswith(b".rcgu.o"):
+            metadata = header + full.read(padded)
+        elif name == b"/" or _long_name(name, long_names).endswith(b".rcgu.o"):
+            full.seek(padded, io.SEEK_CUR)
+        else:
             return None
     if metadata is None:
         return None
     return _MAGIC + _EMPTY_SYMBOL_TABLE + bytes(8) + metadata
 
 
-def _members(archive: bytes):
-    """(name, start, end) of each member's data; GNU names end in '/', which is dropped."""
-    position = len(_MAGIC)
-    while position + _HEADER <= len(archive):
-        header = archive[position : position + _HEADER]
-        name = header[:16].rstrip(b" ")
-        start = position + _HEADER
-        end = start + int(header[48:58])
-        yield (name[:-1] if name.endswith(b"/") and name not in (b"/", b"//") else name), start, end
-        position = end + (end - start) % 2
+def _name(field: bytes) -> bytes:
+    """A member's name; GNU names end in '/', which is dropped (but '/' and '//' are names of their own)."""
+    name = field.rstrip(b" ")
+    return name[:-1] if name.endswith(b"/") and name not in (b"/", b"//") else name
 
 
 def _long_name(name: bytes, long_names: bytes) -> bytes:

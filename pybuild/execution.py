@@ -203,14 +203,17 @@ class LocalExecution:
         start = time.monotonic()
         root = self.workspace.root
         try:
-            cut = hollow_rlib_bytes((root / full.primary_output).read_bytes())
-        except OSError:
+            with open(root / full.primary_output, "rb") as full_rlib:
+                cut = hollow_rlib_bytes(full_rlib)
+        except (OSError, ValueError):  # ValueError: a header whose size is not a number
             cut = None
         if cut is None:
             return self._timed_execute(hollow, slot)
         destination = root / hollow.primary_output
         failure = "cannot write its hollow rlib"
-        return self._record_made_output(hollow, lambda: atomic_write_bytes(destination, cut), slot, start, failure)
+        outcome = self._record_made_output(hollow, lambda: atomic_write_bytes(destination, cut), slot, start, failure)
+        outcome.waited_for = full.primary_output
+        return outcome
 
     def _record_made_output(
         self, action: Action, make: Callable[[], None], slot: int, start: float, failure: str
