@@ -42,6 +42,7 @@ class Outcome:
     end: float = 0.0
     slot: int = 0
     shares_process: bool = False  # a fused early action: its time is part of another action's process
+    waited_for: str | None = None  # beyond its inputs: the full compile a hollow rlib was cut from
 
 
 # Execution requirements of an action whose output another action's process writes early (see above).

@@ -463,7 +463,8 @@ def _action_gaps(actions: list[dict[str, Any]], edges: dict[str, list[str]], exe
     slot_free: dict[int, float] = {}
     rows = []
     for action in sorted(actions, key=lambda a: a["start"]):
-        producers = [end_of[p] for p in edges.get(action["primary_output"], []) if p in end_of]
+        waited = [action["waited_for"]] if action.get("waited_for") else []
+        producers = [end_of[p] for p in [*edges.get(action["primary_output"], []), *waited] if p in end_of]
         ready = max(producers, default=exec_start)
         free = slot_free.get(action["slot"], exec_start)
         rows.append(
@@ -505,7 +506,8 @@ def list_schedule(actions: list[dict[str, Any]], edges: dict[str, list[str]], jo
     its own."""
     duration = {a["primary_output"]: a["end"] - a["start"] for a in actions}
     slotless = {a["primary_output"] for a in actions if a.get("shares_process")}
-    return ScheduleGraph(duration, edges).makespan(duration, jobs, slotless=slotless)
+    waits = {a["primary_output"]: a["waited_for"] for a in actions if a.get("waited_for")}  # cut after its full
+    return ScheduleGraph(duration, edges, waits).makespan(duration, jobs, waits, slotless)
 
 
 def analyze_gaps(

@@ -23,7 +23,8 @@ class ActionRecord:
     start: float  # seconds since the build started
     end: float
     peak_rss_kb: int = 0
-    shares_process: bool = False  # ran inside another action's process (fused rmeta pipelining)
+    shares_process: bool = False  # ran inside another action's process (fused rmeta pipelining), or in none
+    waited_for: str | None = None  # an action it waited for beyond its inputs (a cut hollow rlib's full compile)
 
     @property
     def duration(self) -> float:
@@ -43,7 +44,8 @@ class BuildRecord:
         by_output = {a.primary_output: a for a in self.actions}
         # graphlib, not networkx: this runs on every build and networkx alone takes ~0.1 s to import.
         predecessors: dict[str, set[str]] = {node: set() for node in by_output}
-        for u, v in self.edges:
+        waits = [(a.waited_for, a.primary_output) for a in self.actions if a.waited_for]
+        for u, v in [*self.edges, *waits]:
             if u in by_output and v in by_output:
                 predecessors[v].add(u)
         best: dict[str, tuple[float, str | None]] = {}
@@ -93,6 +95,7 @@ def action_records(outcomes: list[Outcome], offset: float) -> list[ActionRecord]
             end=round(o.end + offset, 6),
             peak_rss_kb=o.peak_rss_kb,
             shares_process=o.shares_process,
+            waited_for=o.waited_for,
         )
         for o in outcomes
     ]

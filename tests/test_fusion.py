@@ -70,6 +70,7 @@ def test_hollow_rlibs_cut_from_full_rlibs_hold_the_bytes_rustc_writes_and_link(
     for owner in ("//a:a", "//b:b"):
         meta, full = find_record(records, owner, "RustcMetadata"), find_record(records, owner, "Rustc")
         assert meta["primary_output"].endswith("_meta.rlib") and meta["shares_process"], meta
+        assert meta["waited_for"] == full["primary_output"]
         assert meta["start"] >= full["end"] and meta["end"] - meta["start"] < 0.5, (meta, full)
     assert find_record(records, "//c:c", "Rustc")["start"] >= find_record(records, "//a:a", "RustcMetadata")["end"]
     cut = _built_files(root)
@@ -91,3 +92,15 @@ def test_the_bound_counts_a_fused_metadata_action_on_the_critical_path_but_not_a
     build.edges = [("a.rmeta", "b")]
     assert build.bound() == 6.0  # work: 4 + 2 on one slot; counting the .rmeta's second as work would say 7
     assert [a.primary_output for a in build.critical_path()] == ["a.rlib"]
+
+
+def test_the_bound_puts_a_cut_hollow_rlib_after_the_full_compile_it_waited_for() -> None:
+    def record(output: str, start: float, end: float, waited_for: str | None = None) -> ActionRecord:
+        shared = waited_for is not None
+        return ActionRecord("Rustc", "//:x", output, False, True, 1, start, end, 0, shared, waited_for)
+
+    cut = record("a_meta.rlib", 2, 2.01, waited_for="a.rlib")
+    build = BuildRecord(jobs=2, actions=[record("a.rlib", 0, 2), cut, record("b.rlib", 2.01, 4)])
+    build.edges = [("a_meta.rlib", "b.rlib")]
+    assert [a.primary_output for a in build.critical_path()] == ["a.rlib", "a_meta.rlib", "b.rlib"]
+    assert build.bound() == 4.0
