@@ -11,6 +11,7 @@ runs instead.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import BinaryIO
 
 _MAGIC = b"!<arch>\n"
@@ -20,27 +21,47 @@ _METADATA = b"lib.rmeta"
 _EMPTY_SYMBOL_TABLE = b"/".ljust(16) + b"0".ljust(12) + b"0".ljust(6) * 2 + b"0".ljust(8) + b"8".ljust(10) + b"`\n"
 
 
-def hollow_rlib_bytes(full: BinaryIO) -> bytes | None:
-    """The hollow rlib of a full rlib, or None unless it holds only metadata and codegen objects. Reads the
-    member headers and the metadata, not the objects: a full rlib may be large."""
+def metadata_span(full_rlib: Path) -> tuple[int, int] | None:
+    """(offset, size) of the metadata member, header and padding included, in a full rlib that holds only
+    metadata and codegen objects; otherwise None. Reads the member headers only: a full rlib may be large."""
+    try:
+        with open(full_rlib, "rb") as full:
+            return _metadata_span(full)
+    except (OSError, ValueError):  # ValueError: a member size that is not a number
+        return None
+
+
+def write_hollow_rlib(full_rlib: Path, span: tuple[int, int], hollow: BinaryIO) -> None:
+    """The hollow rlib: rustc's archive start, then the metadata member of `full_rlib` at `span` as it is."""
+    hollow.write(_MAGIC + _EMPTY_SYMBOL_TABLE + bytes(8))
+    offset, left = span
+    with open(full_rlib, "rb") as full:
+        full.seek(offset)
+        while left > 0:
+            chunk = full.read(min(left, 1 << 20))
+            if not chunk:
+                raise ValueError(f"{full_rlib} ends inside its metadata")
+            hollow.write(chunk)
+            left -= len(chunk)
+
+
+def _metadata_span(full: BinaryIO) -> tuple[int, int] | None:
     if full.read(len(_MAGIC)) != _MAGIC:
         return None
-    metadata = None
+    span = None
     long_names = b""
     while len(header := full.read(_HEADER)) == _HEADER:
         name, size = _name(header[:16]), int(header[48:58])
         padded = size + size % 2
         if name == b"//":
             long_names = full.read(padded)
-        elif name == _METADATA:
-            metadata = header + full.read(padded)
-        elif name == b"/" or _long_name(name, long_names).endswith(b".rcgu.o"):
-            full.seek(padded, io.SEEK_CUR)
-        else:
+            continue
+        if name == _METADATA:
+            span = (full.tell() - _HEADER, _HEADER + padded)
+        elif name != b"/" and not _long_name(name, long_names).endswith(b".rcgu.o"):
             return None
-    if metadata is None:
-        return None
-    return _MAGIC + _EMPTY_SYMBOL_TABLE + bytes(8) + metadata
+        full.seek(padded, io.SEEK_CUR)
+    return span
 
 
 def _name(field: bytes) -> bytes:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from action_graph.action import Action
 from action_graph.cache import ActionCache, ActionResult, OutputRecord
 from action_graph.digests import FileDigests, MachineDigests, action_key, machine_digests_path
-from action_graph.fileutil import atomic_copy, atomic_symlink, atomic_write_bytes, atomic_write_text
+from action_graph.fileutil import atomic_copy, atomic_open, atomic_symlink, atomic_write_text
 from action_graph.graph import ActionGraph
-from action_graph.rlib import hollow_rlib_bytes
+from action_graph.rlib import metadata_span, write_hollow_rlib
 from action_graph.runner import ActionFailed, EarlyOutput, LocalRunner, SpawnResult
 from action_graph.scheduler import Budget, Outcome, Scheduler, ScheduleResult, early_output_source
 from action_graph.uptodate import UpToDate
@@ -198,20 +198,17 @@ class LocalExecution:
         """Cut `hollow`'s hollow rlib from the rlib `full` built (see scheduler.py): the bytes its own rustc
         would write, recorded under its own key. Cached, or not cuttable, it runs after all. Its cost stays
         the estimate of a run, which the next build's plan needs."""
-        if self._is_cached(hollow):
+        full_rlib = self.workspace.root / full.primary_output
+        span = None if self._is_cached(hollow) else metadata_span(full_rlib)
+        if span is None:
             return self._timed_execute(hollow, slot)
         start = time.monotonic()
-        root = self.workspace.root
-        try:
-            with open(root / full.primary_output, "rb") as full_rlib:
-                cut = hollow_rlib_bytes(full_rlib)
-        except (OSError, ValueError):  # ValueError: a header whose size is not a number
-            cut = None
-        if cut is None:
-            return self._timed_execute(hollow, slot)
-        destination = root / hollow.primary_output
-        failure = "cannot write its hollow rlib"
-        outcome = self._record_made_output(hollow, lambda: atomic_write_bytes(destination, cut), slot, start, failure)
+
+        def write() -> None:
+            with atomic_open(self.workspace.root / hollow.primary_output) as hollow_rlib:
+                write_hollow_rlib(full_rlib, span, hollow_rlib)
+
+        outcome = self._record_made_output(hollow, write, slot, start, "cannot write its hollow rlib")
         outcome.waited_for = full.primary_output
         return outcome
 
@@ -223,7 +220,7 @@ class LocalExecution:
             key = self._action_key(action)
             make()
             records = self._store_outputs(action)
-        except (OSError, ActionFailed) as error:
+        except (OSError, ValueError, ActionFailed) as error:
             return Outcome(action, False, error=f"{failure}: {error}", slot=slot)
         now = time.monotonic()
         self.cache.record(key, ActionResult(tuple(records), now - start, 0))

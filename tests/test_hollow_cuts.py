@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import threading
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from action_graph.action import Action
 from action_graph.graph import ActionGraph
 from action_graph.hollow_cuts import plan_cuts
 from action_graph.list_schedule import ScheduleGraph
-from action_graph.rlib import hollow_rlib_bytes
+from action_graph.rlib import metadata_span, write_hollow_rlib
 from action_graph.scheduler import HOLLOW_RLIB_OF, Outcome, Scheduler
 
 
@@ -33,10 +34,23 @@ def _full_rlib(metadata: bytes, extra: bytes = b"") -> bytes:
     return b"!<arch>\n" + symbols + objects + _member(b"lib.rmeta/", metadata) + extra
 
 
+def _cut(tmp_path: Path, archive: bytes) -> bytes | None:
+    full = tmp_path / "full.rlib"
+    full.write_bytes(archive)
+    span = metadata_span(full)
+    if span is None:
+        return None
+    hollow = io.BytesIO()
+    write_hollow_rlib(full, span, hollow)
+    return hollow.getvalue()
+
+
 @pytest.mark.parametrize("metadata", [b"rust metadata", b"odd-sized metadata"])  # 13 and 18 bytes
-def test_the_hollow_rlib_is_an_empty_symbol_table_and_the_metadata_member_as_it_was(metadata: bytes) -> None:
+def test_the_hollow_rlib_is_an_empty_symbol_table_and_the_metadata_member_as_it_was(
+    tmp_path: Path, metadata: bytes
+) -> None:
     expected = b"!<arch>\n" + _EMPTY_SYMBOLS + _member(b"lib.rmeta/", metadata)
-    assert hollow_rlib_bytes(io.BytesIO(_full_rlib(metadata))) == expected
+    assert _cut(tmp_path, _full_rlib(metadata)) == expected
 
 
 @pytest.mark.parametrize(
@@ -45,11 +59,12 @@ def test_the_hollow_rlib_is_an_empty_symbol_table_and_the_metadata_member_as_it_
         _full_rlib(b"meta", extra=_member(b"libfoo.o/", b"native code")),  # a bundled native library
         b"!<arch>\n" + _member(b"a.rcgu.o/", b"obj"),  # no metadata
         b"!<arch>\n#1/20           0           0     0     644     24        `\n",  # BSD names
+        b"!<arch>\n" + b"lib.rmeta/".ljust(48) + b"size?".ljust(10) + b"`\n",  # not a size
         b"\x7fELF not an archive",
     ],
 )
-def test_an_archive_with_anything_but_metadata_and_codegen_objects_is_not_cut(archive: bytes) -> None:
-    assert hollow_rlib_bytes(io.BytesIO(archive)) is None
+def test_an_archive_with_anything_but_metadata_and_codegen_objects_is_not_cut(tmp_path: Path, archive: bytes) -> None:
+    assert _cut(tmp_path, archive) is None
 
 
 def _makespan(durations: dict[str, float], predecessors: dict[str, list[str]], **variant) -> float:
