@@ -458,11 +458,12 @@ def _critical_outputs(trace: dict[str, Any]) -> list[str]:
 
 
 def _action_gaps(actions: list[dict[str, Any]], edges: dict[str, list[str]], exec_start: float) -> list[dict]:
-    """Per action: when its inputs were ready, when its slot was free, and how long it then waited to start."""
+    """Per action that held a slot: when its inputs were ready, when its slot was free, and how long it then
+    waited to start. (A fused or cut metadata action held none, but its end is when its dependents could go.)"""
     end_of = {a["primary_output"]: a["end"] for a in actions}
     slot_free: dict[int, float] = {}
     rows = []
-    for action in sorted(actions, key=lambda a: a["start"]):
+    for action in sorted((a for a in actions if not a.get("shares_process")), key=lambda a: a["start"]):
         waited = [action["waited_for"]] if action.get("waited_for") else []
         producers = [end_of[p] for p in [*edges.get(action["primary_output"], []), *waited] if p in end_of]
         ready = max(producers, default=exec_start)
@@ -519,8 +520,7 @@ def analyze_gaps(
     jobs = trace["otherData"]["jobs"]
     exec_start = _phase(trace, "execution")[0]
     last_end = max(a["end"] for a in actions)
-    # A fused metadata action ran inside its full compile's process: it held no slot of its own.
-    rows = _action_gaps([a for a in actions if not a.get("shares_process")], edges, exec_start)
+    rows = _action_gaps(actions, edges, exec_start)
     by_output = {row["output"]: row for row in rows}
     critical = [by_output[o] for o in _critical_outputs(trace) if o in by_output]
     overheads = _overheads(actions, costs)
