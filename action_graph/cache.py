@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,6 +55,10 @@ class ActionCache:
         """Files store_file hashed in this process: path -> (size, mtime_ns, ctime_ns, inode, digest),
         each taken while the file kept one identity, so FileDigests can trust them without hashing again."""
         return dict(self._stored)
+
+    def stored_digests_of(self, paths: Iterable[str]) -> dict[str, tuple[int, int, int, int, str]]:
+        """stored_digests() for these paths only."""
+        return {path: self._stored[path] for path in paths if path in self._stored}
 
     def lookup(self, key: str) -> ActionResult | None:
         """The recorded result, if every blob it names is still in the store."""

@@ -299,6 +299,8 @@ class LocalExecution:
             for path in _files_under(root, output):
                 full = root / path
                 records.append(OutputRecord(path, self.cache.store_file(full), os.access(full, os.X_OK)))
+        # Dependents' action keys need these digests in this build, not only in the next (see UpToDate).
+        self.digests.learn(self.cache.stored_digests_of(str(root / record.path) for record in records))
         return records
 
     def _materialize(self, hit: ActionResult) -> bool:
