@@ -51,13 +51,10 @@ class ActionCache:
     def has_blob(self, digest: str) -> bool:
         return os.path.isfile(f"{self._blobs_dir}/{digest[:2]}/{digest}")
 
-    def stored_digests(self) -> dict[str, tuple[int, int, int, int, str]]:
-        """Files store_file hashed in this process: path -> (size, mtime_ns, ctime_ns, inode, digest),
-        each taken while the file kept one identity, so FileDigests can trust them without hashing again."""
-        return dict(self._stored)
-
     def stored_digests_of(self, paths: Iterable[str]) -> dict[str, tuple[int, int, int, int, str]]:
-        """stored_digests() for these paths only."""
+        """Of these paths, the files store_file hashed in this process: path -> (size, mtime_ns, ctime_ns, inode,
+        digest), each taken while the file kept one identity, so FileDigests can trust them without hashing
+        again."""
         return {path: self._stored[path] for path in paths if path in self._stored}
 
     def lookup(self, key: str) -> ActionResult | None:

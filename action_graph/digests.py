@@ -130,7 +130,7 @@ class FileDigests:
 
     def learn(self, known: dict[str, tuple[int, int, int, int, str]]) -> None:
         """Take digests computed elsewhere (the action cache hashes every output it stores), keyed by
-        absolute path: an output of a build is then not hashed again by the next one."""
+        absolute path: an output is then not hashed again, by its dependents' keys nor by the next build."""
         prefix = os.path.join(os.path.abspath(self.root), "")
         for path, entry in known.items():
             relative = path[len(prefix) :]

@@ -122,7 +122,6 @@ class UpToDate:
         """After a build in which every action succeeded: record keys and entries for the next check."""
         if self.answered or result.failures or result.skipped:
             return
-        self.digests.learn(self.cache.stored_digests())  # outputs hashed when stored are not hashed again
         digest = _memoized(self.digests.digest)
         state = _State(token=graph.token)
         for action in graph.actions:

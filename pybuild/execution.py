@@ -299,7 +299,7 @@ class LocalExecution:
             for path in _files_under(root, output):
                 full = root / path
                 records.append(OutputRecord(path, self.cache.store_file(full), os.access(full, os.X_OK)))
-        # Dependents' action keys need these digests in this build, not only in the next (see UpToDate).
+        # Known at once: dependents' action keys in this build, and the next build, need not hash them again.
         self.digests.learn(self.cache.stored_digests_of(str(root / record.path) for record in records))
         return records
 
