@@ -22,6 +22,11 @@ from action_graph.fileutil import atomic_copy, atomic_write_bytes
 
 # A file the process writes before it ends (relative to where it runs), and what to call once it exists.
 EarlyOutput = tuple[str, Callable[[Path], None]]
+# Stands in for a tool that only rewrites its command line and then replaces itself with another program:
+# given the tool's arguments, the real working directory and the environment, it returns the program's argv
+# and environment, or None when the tool has to run itself; OSError or ValueError mean the action fails.
+# Running it here saves starting the tool.
+Launcher = Callable[[list[str], str, dict[str, str]], "tuple[list[str], dict[str, str]] | None"]
 
 
 @dataclass
@@ -39,7 +44,14 @@ class ActionFailed(Exception):
 class LocalRunner:
     """Runs actions with the execution root as working directory, or sandboxed (the default)."""
 
-    def __init__(self, exec_root: Path, sandbox_base: Path, sandboxed: bool, output_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        exec_root: Path,
+        sandbox_base: Path,
+        sandboxed: bool,
+        output_root: Path | None = None,
+        launchers: dict[str, Launcher] | None = None,
+    ) -> None:
         self.exec_root = exec_root
         self.sandbox_base = sandbox_base
         self.sandboxed = sandboxed
@@ -50,6 +62,8 @@ class LocalRunner:
         self.interrupted = False
         self._real_directories: dict[str, str] = {}  # directory -> its os.path.realpath
         self._trash = _Trash(sandbox_base / "trash")
+        self._launchers = launchers or {}  # the real path of a tool -> what stands in for it
+        self._tool_launchers: dict[str, Launcher | None] = {}  # an action's argv[0] -> its launcher
 
     def stop_all(self) -> list[Action]:
         """Kill every running action's process group (on interrupt); return those actions."""
@@ -157,10 +171,11 @@ class LocalRunner:
     def _spawn(self, action: Action, cwd: Path, slot: int, early: EarlyOutput | None = None) -> SpawnResult:
         start = time.monotonic()
         watcher = _EarlyOutputWatcher(cwd / early[0], early[1]) if early else None
+        argv, env = self._command(action, cwd)
         with self._lock:
             if self.interrupted:
                 raise ActionFailed(f"{action.describe()}: not started, the build was interrupted")
-            process = _start(action, cwd)
+            process = _start(action, cwd, argv, env)
             self._running[process.pid] = (action, slot)
         try:
             if watcher:
@@ -174,6 +189,24 @@ class LocalRunner:
                 watcher.finish()
         process.returncode = os.waitstatus_to_exitcode(status)
         return SpawnResult(process.returncode, output, time.monotonic() - start, usage.ru_maxrss)
+
+    def _command(self, action: Action, cwd: Path) -> tuple[list[str], dict[str, str]]:
+        """The action's argv and environment, or what the launcher standing in for its tool starts instead."""
+        argv, env = list(action.argv), action.env_dict
+        launcher = self._launcher(argv[0])
+        if launcher is None:
+            return argv, env
+        try:
+            direct = launcher(argv[1:], os.path.realpath(cwd), env)
+        except (OSError, ValueError) as error:
+            raise ActionFailed(f"{action.describe()}: {argv[0]}: {error}") from None
+        return direct or (argv, env)
+
+    def _launcher(self, tool: str) -> Launcher | None:
+        if tool not in self._tool_launchers:
+            # Inputs keep their place during a build, and a sandbox links each to the same real file.
+            self._tool_launchers[tool] = self._launchers.get(os.path.realpath(self.exec_root / tool))
+        return self._tool_launchers[tool]
 
 
 class _EarlyOutputWatcher:
@@ -243,19 +276,19 @@ class _Trash:
             shutil.rmtree(self._pending.get(), ignore_errors=True)
 
 
-def _start(action: Action, cwd: Path) -> subprocess.Popen[bytes]:
+def _start(action: Action, cwd: Path, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(
-            list(action.argv),
+            argv,
             cwd=cwd,
-            env=action.env_dict,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so an interrupt stops rustc and its linker too
         )
     except OSError as error:
-        raise ActionFailed(f"{action.describe()}: cannot start '{action.argv[0]}': {error}") from None
+        raise ActionFailed(f"{action.describe()}: cannot start '{argv[0]}': {error}") from None
 
 
 def _move(source: Path, destination: Path) -> None:

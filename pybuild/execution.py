@@ -23,6 +23,7 @@ from action_graph.runner import ActionFailed, EarlyOutput, LocalRunner, SpawnRes
 from action_graph.scheduler import Budget, Outcome, Scheduler, ScheduleResult, early_output_source
 from action_graph.uptodate import UpToDate
 from pybuild.errors import PybuildError
+from pybuild.launchers import in_process_launchers
 from pybuild.progress import Progress
 from pybuild.workspace import Workspace
 
@@ -75,7 +76,9 @@ class LocalExecution:
         self.up_to_date = UpToDate(self.state_dir, self.digests, self.cache)
         self.costs: dict[str, float] = _load_json(self.state_dir / "costs.json")
         self.peak_rss_mb: dict[str, float] = _load_json(self.state_dir / "peak_rss.json")
-        self.runner = LocalRunner(workspace.root, options.sandbox_base, options.sandboxed)
+        self.runner = LocalRunner(
+            workspace.root, options.sandbox_base, options.sandboxed, launchers=in_process_launchers()
+        )
         # Outside the output base sandboxes are on the RAM disk (or where --sandbox_base put them): they last
         # only while a build runs, and a full one there is worth naming in a failure.
         self._sandboxes_elsewhere = not options.sandbox_base.is_relative_to(workspace.output_base)

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from action_graph.action import Action
+from action_graph.runner import ActionFailed, LocalRunner
+from pybuild.launchers import in_process_launchers
 from toolchains import local_rust
 
 WRAPPER = Path(__file__).resolve().parent.parent / "rules/util/process_wrapper/process_wrapper.py"
@@ -87,3 +94,55 @@ def test_real_rustc_errors_are_rendered_and_fail_the_action(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "error[E0308]: mismatched types" in result.stderr
     assert '"$message_type"' not in result.stderr
+
+
+# In-process: what pybuild's local runner does instead of starting the wrapper.
+
+IN_PROCESS = in_process_launchers()[os.path.realpath(WRAPPER)]
+
+
+def test_in_process_the_wrapper_gives_the_command_it_would_replace_itself_with(tmp_path: Path) -> None:
+    (tmp_path / "args").write_text("--from-file=${pwd}/x\n", encoding="utf-8")
+    (tmp_path / "env").write_text("FROM_FILE=${pwd}/y\n", encoding="utf-8")
+    argv = ["--arg-file", "args", "--env-file", "env", "--", "rustc", "${pwd}/a"]
+    # The files are read where the action runs, not where pybuild runs.
+    command, env = IN_PROCESS(argv, str(tmp_path), {"OWN": "${pwd}/z", "PATH": "/bin"})
+    assert command == ["rustc", f"{tmp_path}/a", f"--from-file={tmp_path}/x"]
+    assert env == {"OWN": f"{tmp_path}/z", "PATH": "/bin", "FROM_FILE": f"{tmp_path}/y"}
+
+
+def test_in_process_switches_that_read_rustc_output_need_the_wrapper_itself() -> None:
+    assert IN_PROCESS(["--render-json-diagnostics", "--", "rustc"], "/w", {}) is None
+
+
+def _wrapped_action(tool: Path, *wrapper_argv: str) -> Action:
+    return Action(
+        mnemonic="Rustc",
+        owner="//t:t",
+        argv=(str(tool), *wrapper_argv),
+        outputs=("out/seen.txt",),
+        inputs=(),
+        env=(("PATH", "/usr/bin:/bin"), ("WHERE", "${pwd}")),
+    )
+
+
+def test_the_local_runner_starts_the_wrapped_command_without_starting_the_wrapper(tmp_path: Path) -> None:
+    # A copy that cannot be executed: the action succeeds only if the wrapper is never started.
+    tool = tmp_path / "process_wrapper.py"
+    shutil.copy(WRAPPER, tool)
+    tool.chmod(0o644)
+    runner = LocalRunner(tmp_path, tmp_path / "sandbox", sandboxed=True, launchers={str(tool): IN_PROCESS})
+    action = _wrapped_action(tool, "--", "/bin/sh", "-c", 'echo "${pwd} $WHERE" > out/seen.txt')
+    result = runner.run(action, 1)
+    assert result.exit_code == 0, result.output
+    sandbox = os.path.realpath(tmp_path / "sandbox" / "1")
+    assert (tmp_path / "out/seen.txt").read_text(encoding="utf-8") == f"{sandbox} {sandbox}\n"
+    # Without the launcher the same action starts the copy, which is not executable.
+    with pytest.raises(ActionFailed, match="cannot start"):
+        LocalRunner(tmp_path, tmp_path / "sandbox", sandboxed=True).run(action, 1)
+
+
+def test_bad_wrapper_flags_fail_the_action_in_process_too(tmp_path: Path) -> None:
+    runner = LocalRunner(tmp_path, tmp_path / "sandbox", sandboxed=True, launchers={str(WRAPPER): IN_PROCESS})
+    with pytest.raises(ActionFailed, match=r"//t:t.*bad flag --frobnicate"):
+        runner.run(_wrapped_action(WRAPPER, "--frobnicate", "--", "/bin/true"), 1)

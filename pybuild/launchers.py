@@ -1,0 +1,23 @@
+"""Tools of the bundled rules that local actions do not need to start: pybuild runs their part in-process."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from action_graph.runner import Launcher
+from pybuild.workspace import bundled_dir
+
+
+def in_process_launchers() -> dict[str, Launcher]:
+    """The bundled process wrapper's direct_command, keyed by the wrapper's real path. Every rustc action
+    starts the wrapper, and without switches all it does is rewrite `${pwd}` and replace itself with rustc;
+    calling that here saves an interpreter start per action and runs the very same rustc command. Actions
+    of a rules_rust from elsewhere name another file and still start their own wrapper."""
+    wrapper = bundled_dir("rules") / "util" / "process_wrapper" / "process_wrapper.py"
+    spec = importlib.util.spec_from_file_location("pybuild_process_wrapper", wrapper)
+    if spec is None or spec.loader is None:
+        return {}
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {os.path.realpath(wrapper): module.direct_command}
