@@ -22,11 +22,13 @@ from action_graph.fileutil import atomic_copy, atomic_write_bytes
 
 # A file the process writes before it ends (relative to where it runs), and what to call once it exists.
 EarlyOutput = tuple[str, Callable[[Path], None]]
-# Stands in for a tool that only rewrites its command line and then replaces itself with another program:
-# given the tool's arguments, the real working directory and the environment, it returns the program's argv
-# and environment, or None when the tool has to run itself; OSError or ValueError mean the action fails.
-# Running it here saves starting the tool.
-Launcher = Callable[[list[str], str, dict[str, str]], "tuple[list[str], dict[str, str]] | None"]
+# What starts in place of a tool: argv, environment, and what turns the program's output into the tool's.
+DirectCommand = tuple[list[str], dict[str, str], Callable[[str], str] | None]
+# Stands in for a tool that rewrites its command line, starts another program and at most rewrites that
+# program's output: given the tool's arguments, the real working directory and the environment, it returns
+# the DirectCommand, or None when the tool has to run itself; OSError or ValueError fail the action.
+# Running it in pybuild's process saves starting the tool.
+Launcher = Callable[[list[str], str, dict[str, str]], DirectCommand | None]
 
 
 @dataclass
@@ -171,7 +173,7 @@ class LocalRunner:
     def _spawn(self, action: Action, cwd: Path, slot: int, early: EarlyOutput | None = None) -> SpawnResult:
         start = time.monotonic()
         watcher = _EarlyOutputWatcher(cwd / early[0], early[1]) if early else None
-        argv, env = self._command(action, cwd)
+        argv, env, render = self._command(action, cwd)
         with self._lock:
             if self.interrupted:
                 raise ActionFailed(f"{action.describe()}: not started, the build was interrupted")
@@ -188,19 +190,20 @@ class LocalRunner:
             if watcher:
                 watcher.finish()
         process.returncode = os.waitstatus_to_exitcode(status)
+        output = render(output) if render else output
         return SpawnResult(process.returncode, output, time.monotonic() - start, usage.ru_maxrss)
 
-    def _command(self, action: Action, cwd: Path) -> tuple[list[str], dict[str, str]]:
+    def _command(self, action: Action, cwd: Path) -> DirectCommand:
         """The action's argv and environment, or what the launcher standing in for its tool starts instead."""
         argv, env = list(action.argv), action.env_dict
         launcher = self._launcher(argv[0])
         if launcher is None:
-            return argv, env
+            return argv, env, None
         try:
             direct = launcher(argv[1:], os.path.realpath(cwd), env)
         except (OSError, ValueError) as error:
             raise ActionFailed(f"{action.describe()}: {argv[0]}: {error}") from None
-        return direct or (argv, env)
+        return direct or (argv, env, None)
 
     def _launcher(self, tool: str) -> Launcher | None:
         if tool not in self._tool_launchers:

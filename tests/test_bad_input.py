@@ -295,6 +295,7 @@ def test_bad_input_gets_one_clear_error(tmp_path: Path, name: str) -> None:
         assert fragment in err, f"{name}: {fragment!r} not in stderr:\n{err}"
     if name == "rustc_compile_error":
         assert err.count("error[E0308]") == 1, "diagnostics are shown once"
+        assert '"$message_type"' not in err and '"rendered"' not in err, "rendered as text, not JSON"
 
 
 def _run(cwd: Path, argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:

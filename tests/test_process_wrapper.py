@@ -106,13 +106,25 @@ def test_in_process_the_wrapper_gives_the_command_it_would_replace_itself_with(t
     (tmp_path / "env").write_text("FROM_FILE=${pwd}/y\n", encoding="utf-8")
     argv = ["--arg-file", "args", "--env-file", "env", "--", "rustc", "${pwd}/a"]
     # The files are read where the action runs, not where pybuild runs.
-    command, env = IN_PROCESS(argv, str(tmp_path), {"OWN": "${pwd}/z", "PATH": "/bin"})
+    command, env, render = IN_PROCESS(argv, str(tmp_path), {"OWN": "${pwd}/z", "PATH": "/bin"})
     assert command == ["rustc", f"{tmp_path}/a", f"--from-file={tmp_path}/x"]
     assert env == {"OWN": f"{tmp_path}/z", "PATH": "/bin", "FROM_FILE": f"{tmp_path}/y"}
+    assert render is None
 
 
-def test_in_process_switches_that_read_rustc_output_need_the_wrapper_itself() -> None:
-    assert IN_PROCESS(["--render-json-diagnostics", "--", "rustc"], "/w", {}) is None
+def test_in_process_rendering_prints_what_the_wrapper_prints(tmp_path: Path) -> None:
+    artifact = '{"$message_type":"artifact","artifact":"lib.rmeta","emit":"metadata"}'
+    messages = [json.dumps({"rendered": "warning: unused\n"}), artifact, "null", "not json\r still one line"]
+    (tmp_path / "messages").write_text("".join(f"{line}\n" for line in messages) + "last", encoding="utf-8")
+    argv = [str(WRAPPER), "--render-json-diagnostics", "--", "/bin/sh", "-c", "cat messages >&2"]
+    wrapped = subprocess.run(argv, cwd=tmp_path, env=ACTION_ENV, capture_output=True, timeout=60, check=True)
+    _, _, render = IN_PROCESS(["--render-json-diagnostics", "--", "rustc"], "/w", {})
+    output = (tmp_path / "messages").read_bytes().decode()  # read_text would turn the lone \r into \n
+    assert render(output) == wrapped.stderr.decode() == "warning: unused\nnot json\r still one line\nlast"
+
+
+def test_quitting_on_rmeta_needs_the_wrapper_itself() -> None:
+    assert IN_PROCESS(["--rustc-quit-on-rmeta", "--render-json-diagnostics", "--", "rustc"], "/w", {}) is None
 
 
 def _wrapped_action(tool: Path, *wrapper_argv: str) -> Action:
@@ -140,6 +152,15 @@ def test_the_local_runner_starts_the_wrapped_command_without_starting_the_wrappe
     # Without the launcher the same action starts the copy, which is not executable.
     with pytest.raises(ActionFailed, match="cannot start"):
         LocalRunner(tmp_path, tmp_path / "sandbox", sandboxed=True).run(action, 1)
+
+
+def test_the_local_runner_renders_the_diagnostics_of_the_command_it_started(tmp_path: Path) -> None:
+    script = 'printf "%s\\n" \'{"rendered":"warning: unused\\n"}\' >&2; echo "$1" > out/seen.txt'
+    action = _wrapped_action(WRAPPER, "--render-json-diagnostics", "--", "/bin/sh", "-c", script, "sh", "${pwd}")
+    runner = LocalRunner(tmp_path, tmp_path / "sandbox", sandboxed=True, launchers={str(WRAPPER): IN_PROCESS})
+    result = runner.run(action, 1)
+    assert (result.exit_code, result.output) == (0, "warning: unused\n")
+    assert (tmp_path / "out/seen.txt").read_text(encoding="utf-8") == os.path.realpath(tmp_path / "sandbox/1") + "\n"
 
 
 def test_bad_wrapper_flags_fail_the_action_in_process_too(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ For the rmeta pipelining mode rustc runs with `--error-format=json --json=artifa
 stops rustc as soon as it announces the .rmeta artifact, so codegen never starts.
 Standard library only: it runs under whatever python3 the action's PATH finds.
 
-pybuild's local runner does not start it at all when no switch is given: it calls direct_command in its
-own process and starts the command that returns (about 15 ms less per action). Remote workers run it.
+pybuild's local runner does not start it unless --rustc-quit-on-rmeta is given: it calls direct_command
+in its own process, starts the command that returns, and renders its output after it ended (about 15 ms
+less per action). Remote workers run the wrapper itself.
 
 It starts before every rustc, so it starts fast: `python3 -S` skips the site module (site-packages and
 their .pth files, none of which it uses); without switches the wrapper replaces itself with rustc (no
@@ -73,32 +74,40 @@ def _prepare(argv, pwd, environ):
 
 
 def direct_command(argv, pwd, environ):
-    """The command and environment the wrapper replaces itself with, or None when a switch needs it to stay
-    between rustc and its caller. pwd must be what os.getcwd() returns there (symlinks resolved). Raises
-    UsageError (a ValueError) for bad arguments, OSError when an --arg-file or --env-file cannot be read."""
+    """What a caller may run in the wrapper's place: (command, its environment, a function turning the
+    command's output into what the wrapper prints, or None to keep it as it is). None when the wrapper has to
+    run itself: --rustc-quit-on-rmeta stops rustc while it runs. pwd must be what os.getcwd() returns where
+    the command runs (symlinks resolved). Raises UsageError (a ValueError) for bad arguments, OSError when an
+    --arg-file or --env-file cannot be read."""
     switches, command, env = _prepare(argv, pwd, environ)
-    return None if switches else (command, env)
+    if "--rustc-quit-on-rmeta" in switches:
+        return None
+    return command, env, render_diagnostics if switches else None
 
 
-def _handle(line, quit_on_rmeta):
-    """Print what a person should see; return True when the .rmeta has been written."""
+def _rendered(line):
+    """(what a person should see of one line rustc wrote, whether the line announces the .rmeta)."""
     if line.startswith(_ARTIFACT):
-        return quit_on_rmeta and '"emit":"metadata"' in line
+        return "", '"emit":"metadata"' in line
     import json
 
     try:
         message = json.loads(line)
     except ValueError:
-        sys.stderr.write(line)
-        return False
+        return line, False
     if not isinstance(message, dict):
-        return False
+        return "", False
     if "artifact" in message:
-        return quit_on_rmeta and message.get("emit") == "metadata"
-    rendered = message.get("rendered")
-    if rendered:
-        sys.stderr.write(rendered)
-    return False
+        return "", message.get("emit") == "metadata"
+    return message.get("rendered") or "", False
+
+
+def render_diagnostics(output):
+    """rustc's whole output as --render-json-diagnostics prints it, line by line. Here and where the
+    wrapper reads its pipe a line ends at a newline only, not at a lone carriage return."""
+    pieces = output.split("\n")
+    lines = [piece + "\n" for piece in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+    return "".join(_rendered(line)[0] for line in lines)
 
 
 def main(argv):
@@ -112,16 +121,18 @@ def main(argv):
 
 
 def _filter_diagnostics(command, env, quit_on_rmeta):
-    """Run rustc with its JSON messages going through _handle; stop it once the .rmeta exists if asked."""
+    """Run rustc with its JSON messages going through _rendered; stop it once the .rmeta exists if asked."""
     read_end, write_end = os.pipe()
     try:
         pid = os.posix_spawn(command[0], command, env, file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 2)], setsid=True)
     except OSError as error:
         sys.exit(f"process_wrapper: cannot run {command[0]}: {error}")
     os.close(write_end)
-    with open(read_end, encoding="utf-8", errors="replace") as messages:
+    with open(read_end, encoding="utf-8", errors="replace", newline="\n") as messages:
         for line in messages:
-            if _handle(line, quit_on_rmeta):
+            text, announces_rmeta = _rendered(line)
+            sys.stderr.write(text)
+            if quit_on_rmeta and announces_rmeta:
                 os.killpg(pid, _SIGKILL)
                 os.waitpid(pid, 0)
                 return 0
