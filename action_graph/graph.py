@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from action_graph.action import Action
+from action_graph.list_schedule import longest_remaining
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -192,11 +193,8 @@ class ActionGraph:
 
     def remaining_critical_path(self, cost: Callable[[Action], float]) -> Mapping[str, float]:
         """For each action, the longest cost chain from it to the end: the scheduler's priority."""
-        remaining: dict[str, float] = {}
-        for node in reversed(self._topological_sort()):
-            after = max((remaining[s] for s in self._succ[node]), default=0.0)
-            remaining[node] = cost(self._actions[node]) + after
-        return remaining
+        actions = self._actions
+        return longest_remaining(self._topological_sort(), self._succ, lambda node: cost(actions[node]))
 
     def to_json(self) -> str:
         actions = [a.to_json() for a in self.topological_order()]

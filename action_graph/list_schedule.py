@@ -10,7 +10,19 @@ other durations, and extra edges, each into a node from one more producer.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+
+
+def longest_remaining(
+    order: Sequence[str], successors: Mapping[str, Sequence[str]], duration: Callable[[str], float]
+) -> dict[str, float]:
+    """For each node of a topological order, the longest chain of durations from its start to the end: the
+    priority of list scheduling, with which the scheduler picks what runs next."""
+    remaining: dict[str, float] = {}
+    longest = remaining.__getitem__
+    for node in reversed(order):
+        remaining[node] = duration(node) + max(map(longest, successors[node]), default=0.0)
+    return remaining
 
 
 class ScheduleGraph:
@@ -29,27 +41,25 @@ class ScheduleGraph:
         self.order = self._topological_order(extra or {})
 
     def _topological_order(self, extra: Mapping[str, str]) -> list[str]:
-        after = {producer: node for node, producer in extra.items()}
+        successors = self._successors(extra)
         count = {node: len(producers) + (node in extra) for node, producers in self.preds.items()}
         order = [node for node, n in count.items() if n == 0]
         for node in order:  # grows while iterating
-            for successor in self._successors(node, after):
+            for successor in successors[node]:
                 count[successor] -= 1
                 if count[successor] == 0:
                     order.append(successor)
         return order
 
-    def _successors(self, node: str, after: Mapping[str, str]) -> list[str]:
-        return [*self.succs[node], after[node]] if node in after else self.succs[node]
+    def _successors(self, extra: Mapping[str, str]) -> Mapping[str, Sequence[str]]:
+        """Successor lists with the extra edges added (a copy of the few lists they change)."""
+        if not extra:
+            return self.succs
+        return {**self.succs, **{producer: [*self.succs[producer], node] for node, producer in extra.items()}}
 
     def remaining(self, durations: Mapping[str, float], extra: Mapping[str, str] | None = None) -> dict[str, float]:
         """For each action, the longest chain of durations from its start to the end of the build."""
-        after = {producer: node for node, producer in (extra or {}).items()}
-        remaining: dict[str, float] = {}
-        for node in reversed(self.order):
-            after_node = max(map(remaining.__getitem__, self._successors(node, after)), default=0.0)
-            remaining[node] = durations[node] + after_node
-        return remaining
+        return longest_remaining(self.order, self._successors(extra or {}), durations.__getitem__)
 
     def makespan(
         self,
@@ -61,8 +71,8 @@ class ScheduleGraph:
         """When the last action ends. `slotless` actions run beside the others without taking a slot (a fused
         or cut metadata action is part of another action's process)."""
         extra = extra or {}
-        after = {producer: node for node, producer in extra.items()}
-        remaining = self.remaining(durations, extra)
+        successors = self._successors(extra)
+        remaining = longest_remaining(self.order, successors, durations.__getitem__)
         waiting = {node: len(producers) + (node in extra) for node, producers in self.preds.items()}
         ready: list[tuple[float, str]] = []
         running: list[tuple[float, str]] = []
@@ -85,7 +95,7 @@ class ScheduleGraph:
                 busy += 1
             now, node = heapq.heappop(running)
             busy -= node not in slotless
-            for successor in self._successors(node, after):
+            for successor in successors[node]:
                 left = waiting[successor] = waiting[successor] - 1
                 if left == 0:
                     release(successor, now)
