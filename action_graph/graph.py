@@ -113,6 +113,20 @@ class ActionGraph:
     def actions(self) -> list[Action]:
         return list(self._actions.values())
 
+    def __contains__(self, node: object) -> bool:
+        return node in self._actions
+
+    def items(self) -> Iterable[tuple[str, Action]]:
+        """(primary output, action) pairs, in the order the actions were added."""
+        return self._actions.items()
+
+    def action(self, node: str) -> Action:
+        return self._actions[node]
+
+    def successors(self, node: str) -> list[str]:
+        """The actions that read an output of this one (do not change the list)."""
+        return self._succ[node]
+
     def edges(self) -> list[tuple[str, str]]:
         """list(self.graph.edges), without making the networkx graph."""
         return [(u, v) for u, successors in self._succ.items() for v in successors]

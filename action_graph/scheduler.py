@@ -146,9 +146,8 @@ class Scheduler:
         execute_fused: ExecuteFused | None = None,
         execute_cut: ExecuteCut | None = None,
     ) -> ScheduleResult:
-        nodes = self.graph.graph
         cuts = self._plan_cuts() if execute_cut else {}
-        waiting = {node: nodes.in_degree(node) + (node in cuts) for node in nodes}
+        waiting = {node: len(producers) + (node in cuts) for node, producers in self.graph.predecessors().items()}
         ready = [(-self.priority[n], n) for n, count in waiting.items() if count == 0]
         heapq.heapify(ready)
         cut_after = {full: hollow for hollow, full in cuts.items()}
@@ -163,7 +162,7 @@ class Scheduler:
                 on_interrupt()
                 raise
         done = {o.action.primary_output for o in run.result.outcomes}
-        run.result.skipped = [nodes.nodes[n]["action"] for n in nodes if n not in done]
+        run.result.skipped = [action for node, action in self.graph.items() if node not in done]
         return run.result
 
     def _plan_cuts(self) -> dict[str, str]:
@@ -172,13 +171,13 @@ class Scheduler:
         if sum(map(len, predecessors.values())) > PLANNED_EDGES:
             return {}
         pairs = {}
-        for node, action in self.graph.graph.nodes(data="action"):
+        for node, action in self.graph.items():
             full = hollow_rlib_source(action)
             if full in predecessors and node not in predecessors[full]:
                 pairs[node] = full
         if not pairs:
             return {}
-        costs = {node: self.cost(action) for node, action in self.graph.graph.nodes(data="action")}
+        costs = {node: self.cost(action) for node, action in self.graph.items()}
         plan = plan_cuts(ScheduleGraph(costs, predecessors, pairs), costs, pairs, self.jobs)
         if plan.cuts:
             self.priority = plan.priority
@@ -186,19 +185,18 @@ class Scheduler:
 
     def _start_cuts(self, run: _Run, pool: ThreadPoolExecutor, execute_cut, on_start) -> None:
         """Cut the hollow rlibs whose full compiles have ended: beside the slots, in a moment each."""
-        nodes = self.graph.graph.nodes
         while run.cuttable and not run.stopping:
             hollow, full, slot = run.cuttable.pop()
-            action = nodes[hollow]["action"]
+            action = self.graph.action(hollow)
             on_start(action, slot)
-            run.running[pool.submit(execute_cut, action, nodes[full]["action"], slot)] = (hollow, None, 0.0)
+            run.running[pool.submit(execute_cut, action, self.graph.action(full), slot)] = (hollow, None, 0.0)
 
     def _fusable_pairs(self) -> dict[str, str]:
         """Both ways: an early-output action and the action whose process writes that output."""
         pairs = {}
-        for node, action in self.graph.graph.nodes(data="action"):
+        for node, action in self.graph.items():
             source = early_output_source(action)
-            if source is not None and source[0] in self.graph.graph:
+            if source is not None and source[0] in self.graph:
                 pairs[node], pairs[source[0]] = source[0], node
         return pairs
 
@@ -216,7 +214,7 @@ class Scheduler:
             if partner is not None:
                 self._start_fused(node, partner, slot, memory, run, pool, execute_fused, on_start)
                 continue
-            action = self.graph.graph.nodes[node]["action"]
+            action = self.graph.action(node)
             on_start(action, slot)
             run.running[pool.submit(execute, action, slot)] = (node, slot, memory)
 
@@ -231,13 +229,12 @@ class Scheduler:
         return partner
 
     def _estimated_memory(self, node: str) -> float:
-        return self.budget.estimate_mb(self.graph.graph.nodes[node]["action"]) if self.budget else 0.0
+        return self.budget.estimate_mb(self.graph.action(node)) if self.budget else 0.0
 
     def _start_fused(self, node, partner, slot, memory, run: _Run, pool, execute_fused, on_start) -> None:
         """One process for both; the early action's outcome arrives on its own future, holding no slot."""
-        nodes = self.graph.graph.nodes
-        early, main = (node, partner) if early_output_source(nodes[node]["action"]) else (partner, node)
-        early_action, main_action = nodes[early]["action"], nodes[main]["action"]
+        early, main = (node, partner) if early_output_source(self.graph.action(node)) else (partner, node)
+        early_action, main_action = self.graph.action(early), self.graph.action(main)
         early_done: Future[Outcome] = Future()
 
         def settle_early(outcome: Outcome) -> None:
@@ -265,7 +262,7 @@ class Scheduler:
         if self.budget is None:
             return heapq.heappop(run.ready)[1], 0.0
         for index, (_, node) in enumerate(sorted(run.ready)):
-            memory = self.budget.estimate_mb(self.graph.graph.nodes[node]["action"])
+            memory = self.budget.estimate_mb(self.graph.action(node))
             if not run.running or run.memory_in_use + memory <= self.budget.limit_mb:
                 entry = sorted(run.ready)[index]
                 run.ready.remove(entry)
@@ -290,7 +287,7 @@ class Scheduler:
 
     def _release(self, node: str, run: _Run, slot: int) -> None:
         cut = run.cut_after.get(node)
-        for successor in [*self.graph.graph.successors(node), *([cut] if cut else [])]:
+        for successor in [*self.graph.successors(node), *([cut] if cut else [])]:
             run.waiting[successor] -= 1
             if run.waiting[successor] > 0:
                 continue

@@ -356,7 +356,7 @@ def determinism_command(args: Namespace) -> int:
     if not outcome.ok:
         return 1
     graph = outcome.analysis.actions
-    owners = {str(label) for label in outcome.analysis.target_graph}
+    owners = {str(label) for label in outcome.analysis.closure}
     crates = determinism.crate_actions(graph, owners)
     rustc = str(outcome.workspace_root / determinism.rustc_of(next(iter(crates.values()))[0]))
     checks = [
