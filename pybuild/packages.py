@@ -218,7 +218,7 @@ class PackageLoader:
             return self.workspace.build_files[repo]
         directory = os.path.join(self.workspace.repository_root(repo), name)  # os.path: once per package
         found = next((n for n in BUILD_FILE_NAMES if os.path.isfile(os.path.join(directory, n))), None)
-        return None if found is None else self.package_dir(repo, name) / found
+        return None if found is None else Path(directory, found)
 
     def package(self, repo: str, name: str) -> Package:
         key = (repo, name)
