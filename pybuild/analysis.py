@@ -7,7 +7,7 @@ import platform
 import uuid
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from action_graph.action import Action
 from action_graph.graph import ActionGraph, OutputConflictError
@@ -15,11 +15,8 @@ from pybuild.errors import PybuildError
 from pybuild.gc_pause import collector_paused
 from pybuild.labels import Label, parse_label
 from pybuild.packages import Target, starlark_value
-from pybuild.target_graph import TargetGraphLoader
+from pybuild.target_graph import TargetGraphLoader, dependencies_first, reject_cycles
 from pybuild.workspace import OUTPUT_DIR_NAME
-
-if TYPE_CHECKING:  # networkx takes ~0.15 s to import, so the functions that need it import it
-    import networkx as nx
 
 _DRIVER = "<analysis driver>"
 # Targets per top-level statement of the driver: garbage is collected after each (see _driver_source).
@@ -57,8 +54,8 @@ class AnalysisResult:
     config: BuildConfig
     actions: ActionGraph
     targets: dict[Label, TargetSummary]
-    # Every target analysis reached, source files included. Labels, not the networkx graph: this result is
-    # read back from the load cache on every build that is not a no-op, and networkx takes ~0.15 s to import.
+    # Every target analysis reached, source files included. Analysis never imports networkx (~0.15 s),
+    # nor does reading this result back from the load cache.
     closure: tuple[Label, ...]
 
 
@@ -94,11 +91,9 @@ class Analysis:
         return result
 
     def _analyze(self, labels: list[Label]) -> AnalysisResult:
-        import networkx as nx
-
-        graph = self._target_graph(labels)
-        order = list(reversed(list(nx.lexicographical_topological_sort(graph, key=str))))
-        toolchains = self._toolchains_by_target(graph)
+        nodes, edges = self._target_graph(labels)
+        order = dependencies_first(nodes, edges)
+        toolchains = self._toolchains_by_target(nodes)
         data = [self._target_data(label, toolchains.get(label, {})) for label in order]
         for repo in sorted({label.repo for label in order if label.repo}):
             self.workspace.link_external_repository(repo)
@@ -119,7 +114,7 @@ class Analysis:
             self.config,
             self.actions,
             {parse_label(k): TargetSummary(**v) for k, v in summaries.items()},
-            tuple(graph),
+            tuple(nodes),
         )
 
     # The load cache ----------------------------------------------------------------------------------
@@ -156,21 +151,17 @@ class Analysis:
 
     # The target graph, with toolchains -------------------------------------------------------------
 
-    def _target_graph(self, labels: list[Label]) -> nx.DiGraph:
-        import networkx as nx
-
-        graph = self.graph_loader.dependency_graph(labels)
-        types = {t for label in graph for t in self._toolchain_types(label)}
+    def _target_graph(self, labels: list[Label]) -> tuple[list[Label], list[tuple[Label, Label]]]:
+        """The targets to analyze and their edges (u -> v: u depends on v), toolchains included."""
+        nodes, edges = self.graph_loader.dependency_closure(labels)
+        types = {t for label in nodes for t in self._toolchain_types(label)}
         if types:
             resolved = self._resolved_toolchains = self.resolve_toolchains(types)
-            graph = self.graph_loader.dependency_graph([*labels, *resolved.values()])
-            for label in list(graph):
-                for toolchain_type in self._toolchain_types(label):
-                    graph.add_edge(label, resolved[toolchain_type])
-            if not nx.is_directed_acyclic_graph(graph):
-                raise PybuildError("cycle in dependency graph through a toolchain: " + str(nx.find_cycle(graph)))
-        self.graph_loader.check_visibility(graph)
-        return graph
+            nodes, edges = self.graph_loader.dependency_closure([*labels, *resolved.values()])
+            edges += [(label, resolved[t]) for label in nodes for t in self._toolchain_types(label)]
+            reject_cycles(nodes, edges, " through a toolchain")
+        self.graph_loader.check_visibility(edges)
+        return nodes, edges
 
     def _toolchain_types(self, label: Label) -> list[Label]:
         rule_class = self.loader.target(label).rule_class
@@ -191,9 +182,9 @@ class Analysis:
             )
         return {t: resolved[t] for t in types}
 
-    def _toolchains_by_target(self, graph: nx.DiGraph) -> dict[Label, dict[str, str]]:
+    def _toolchains_by_target(self, nodes: list[Label]) -> dict[Label, dict[str, str]]:
         return {
-            label: {str(t): str(self._resolved_toolchains[t]) for t in self._toolchain_types(label)} for label in graph
+            label: {str(t): str(self._resolved_toolchains[t]) for t in self._toolchain_types(label)} for label in nodes
         }
 
     # Data handed to Starlark -----------------------------------------------------------------------
