@@ -173,7 +173,9 @@ def dependencies_first(nodes: list[Label], edges: list[tuple[Label, Label]]) -> 
     return order[::-1]
 
 
-def _adjacency(nodes: Iterable[Label], edges: list[tuple[Label, Label]]) -> tuple[dict, dict]:
+def _adjacency(
+    nodes: Iterable[Label], edges: list[tuple[Label, Label]]
+) -> tuple[dict[Label, list[Label]], dict[Label, int]]:
     """(successors, number of distinct predecessors) of each node."""
     successors: dict[Label, list[Label]] = {node: [] for node in nodes}
     waiting = dict.fromkeys(successors, 0)
