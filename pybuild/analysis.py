@@ -91,8 +91,7 @@ class Analysis:
         return result
 
     def _analyze(self, labels: list[Label]) -> AnalysisResult:
-        nodes, edges = self._target_graph(labels)
-        order = dependencies_first(nodes, edges)
+        nodes, order = self._target_graph(labels)
         toolchains = self._toolchains_by_target(nodes)
         data = [self._target_data(label, toolchains.get(label, {})) for label in order]
         for repo in sorted({label.repo for label in order if label.repo}):
@@ -151,17 +150,19 @@ class Analysis:
 
     # The target graph, with toolchains -------------------------------------------------------------
 
-    def _target_graph(self, labels: list[Label]) -> tuple[list[Label], list[tuple[Label, Label]]]:
-        """The targets to analyze and their edges (u -> v: u depends on v), toolchains included."""
+    def _target_graph(self, labels: list[Label]) -> tuple[list[Label], list[Label]]:
+        """The targets to analyze, toolchains included, and the same in analysis order (dependencies first)."""
         nodes, edges = self.graph_loader.dependency_closure(labels)
         types = {t for label in nodes for t in self._toolchain_types(label)}
         if types:
             resolved = self._resolved_toolchains = self.resolve_toolchains(types)
             nodes, edges = self.graph_loader.dependency_closure([*labels, *resolved.values()])
             edges += [(label, resolved[t]) for label in nodes for t in self._toolchain_types(label)]
+        order = dependencies_first(nodes, edges)
+        if len(order) < len(nodes):  # only a toolchain edge can close a cycle: the loader rejects the others
             reject_cycles(nodes, edges, " through a toolchain")
         self.graph_loader.check_visibility(edges)
-        return nodes, edges
+        return nodes, order
 
     def _toolchain_types(self, label: Label) -> list[Label]:
         rule_class = self.loader.target(label).rule_class

@@ -120,8 +120,9 @@ class TargetGraphLoader:
                     nodes[dependency] = None
                     pending.append(dependency)
                 edges.append((label, dependency))
-        reject_cycles(list(nodes), edges)
-        return list(nodes), edges
+        closure = list(nodes)
+        reject_cycles(closure, edges)
+        return closure, edges
 
     def _load_dependency(self, dependency: Label, consumer: Label) -> None:
         try:
@@ -156,20 +157,20 @@ def _bazelignore(root: Path) -> set[str]:
 
 def dependencies_first(nodes: list[Label], edges: list[tuple[Label, Label]]) -> list[Label]:
     """Every node after the nodes it depends on; among those free to go next, the greatest label (by its
-    text) first. That is networkx's lexicographical topological sort by str, reversed, which analysis
-    always used: the same order, without networkx."""
+    text, which no two labels share) first. That is networkx's lexicographical topological sort by str,
+    reversed, which analysis always used: the same order, without networkx. Nodes on a cycle, and those
+    depending on one, are missing from the result."""
     successors, waiting = _adjacency(nodes, edges)
-    position = {node: index for index, node in enumerate(nodes)}
-    ready = [(str(node), position[node], node) for node, count in waiting.items() if count == 0]
+    ready = [(str(node), node) for node, count in waiting.items() if count == 0]
     heapq.heapify(ready)
     order = []
     while ready:
-        node = heapq.heappop(ready)[2]
+        node = heapq.heappop(ready)[1]
         order.append(node)
         for successor in successors[node]:
             waiting[successor] -= 1
             if waiting[successor] == 0:
-                heapq.heappush(ready, (str(successor), position[successor], successor))
+                heapq.heappush(ready, (str(successor), successor))
     return order[::-1]
 
 

@@ -132,6 +132,22 @@ CASES = {
         ["build", "//a"],
         ["cycle in dependency graph", "//a:a", "//b:b"],
     ),
+    "toolchain_cycle": Case(
+        {
+            "MODULE.bazel": 'module(name = "t")\nregister_toolchains("//tc:tc")\n',
+            "tc/defs.bzl": "def _impl(ctx):\n    return []\n"
+            'my_toolchain = rule(implementation = _impl, attrs = {"dep": attr.label()})\n'
+            'user_rule = rule(implementation = _impl, toolchains = ["//tc:type"])\n',
+            "tc/BUILD.bazel": 'load(":defs.bzl", "my_toolchain")\ntoolchain_type(name = "type")\n'
+            'toolchain(name = "tc", toolchain_type = ":type", toolchain = ":impl")\n'
+            'my_toolchain(name = "impl", dep = "//x:user")\n',
+            "x/BUILD.bazel": 'load("//tc:defs.bzl", "user_rule")\n'
+            'user_rule(name = "user", visibility = ["//visibility:public"])\n',
+        },
+        ["build", "//x:user"],
+        ["cycle in dependency graph through a toolchain", "//tc:impl -> //x:user -> //tc:impl"],
+        exit_code=1,
+    ),
     "visibility_violation": Case(
         {
             "lib/BUILD.bazel": RULES_RUST_LOAD + 'rust_library(name = "lib", srcs = ["lib.rs"])\n',
