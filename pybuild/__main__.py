@@ -1,5 +1,3 @@
-import sys
+from pybuild.cli import command
 
-from pybuild.cli import main
-
-sys.exit(main())
+command()

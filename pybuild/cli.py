@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -352,5 +353,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 37
 
 
+def command() -> NoReturn:
+    """The `pybuild` program: main(), then an exit that skips the interpreter's last sweep of the heap."""
+    code = main()
+    # At shutdown Python runs a full cycle collection over every object still alive: 0.8 s after
+    # loading and analyzing 10,000 targets, for memory the process hands back anyway. Frozen objects
+    # are left out of it; atexit handlers and the flushing of output still run.
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    command()
