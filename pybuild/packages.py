@@ -199,9 +199,11 @@ class PackageLoader:
             "existing_rules": self._existing_rules,
         }
 
-    def _new_depset(self, paths: list[str] | None, children: list[int]) -> int:
-        """A new depset node's id; negative while a .bzl file's top level runs, where the depset is
-        frozen with its module, so bzl_prelude.bzl computes its items at once instead of on first use."""
+    def _new_depset(self, node_json: str) -> int:
+        """A new depset node's id, from [paths of its direct Files (None: not all are Files), ids of its
+        children]; negative while a .bzl file's top level runs, where the depset is frozen with its module,
+        so bzl_prelude.bzl computes its items at once instead of on first use."""
+        paths, children = json.loads(node_json)
         node = next(self._ids)
         if self.host.loading_bzl:
             node = -node

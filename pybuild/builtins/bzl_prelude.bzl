@@ -136,6 +136,10 @@ def pybuild_export(candidates):
 # cost no recursion, and a depset shared by many targets is not walked again by each of them.
 _MAX_STEPS = 2147483647  # the largest range() starlark-rust accepts (32-bit)
 
+# Every empty depset: the host never needs its id (no action input or other depset refers to an empty one),
+# and a fifth of all depsets are empty (a library's runfiles, most link flags), each a host call saved.
+_EMPTY_NODE = struct(id = 0, direct = [], transitive = [], memo = {"items": []})
+
 def _merge(node):
     lists = [child.memo["items"] for child in node.transitive]
     if not lists and len(node.direct) < 2:
@@ -176,8 +180,11 @@ def depset(direct = None, order = "default", transitive = None, items = None):
     nonempty = [t for t in (transitive or []) if not t.empty]
     if not direct and len(nonempty) == 1:
         return nonempty[0]
+    if not direct and not nonempty:
+        return _wrap(_EMPTY_NODE, order)
     children = [t.node for t in nonempty]
-    node_id = host_new_depset(_paths(direct), [child.id for child in children])
+    # One JSON text: a host call converts each argument apart, and two lists cost it more than encoding.
+    node_id = host_new_depset(json.encode([_paths(direct), [child.id for child in children]]))
     node = struct(id = node_id, direct = direct, transitive = children, memo = {})
     if node_id < 0:
         _items(node)  # made while a .bzl file loads: frozen with its module before anything could memoize

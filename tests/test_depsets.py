@@ -1,0 +1,63 @@
+"""depset() as rules see it: to_list() order, empty depsets, depsets frozen with their .bzl file, and the
+inputs of an action that gets depsets (flattened by the host, pybuild/depsets.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from workspace_helpers import write_workspace
+
+from action_graph.action import Action
+from pybuild.analysis import Analysis, BuildConfig
+from pybuild.module_file import load_workspace
+from pybuild.packages import PackageLoader
+from pybuild.target_graph import TargetGraphLoader
+
+# _FROZEN_* are made while the .bzl file loads, so they are frozen with its module before any rule runs.
+DEPSETS_BZL = """\
+_FROZEN_EMPTY = depset()
+_FROZEN_WORDS = depset(["x", "y"], transitive = [depset(["w"])])
+
+def _impl(ctx):
+    listing = ctx.actions.declare_file(ctx.label.name + ".txt")
+    stamp = ctx.actions.declare_file(ctx.label.name + ".stamp")
+    empty = depset(transitive = [depset(), _FROZEN_EMPTY, depset([])])
+    words = depset(["c"], transitive = [depset(["a", "b"]), depset(["b", "d"]), _FROZEN_WORDS, empty])
+    ctx.actions.write(listing, " ".join(words.to_list()) + " | " + str(empty.to_list()) + str(_FROZEN_EMPTY.to_list()))
+    files = depset([listing], transitive = [depset(ctx.files.srcs), empty])
+    ctx.actions.run(
+        outputs = [stamp],
+        executable = "/bin/true",
+        inputs = depset(transitive = [files, depset([listing]), empty]),
+        tools = empty,
+    )
+    return [DefaultInfo(files = depset([stamp], transitive = [empty]))]
+
+depsets_rule = rule(implementation = _impl, attrs = {"srcs": attr.label_list(allow_files = True)})
+"""
+
+WORKSPACE = {
+    "pkg/depsets.bzl": DEPSETS_BZL,
+    "pkg/BUILD.bazel": 'load(":depsets.bzl", "depsets_rule")\n'
+    'depsets_rule(name = "t", srcs = ["one.txt", "two.txt"])\n',
+    "pkg/one.txt": "",
+    "pkg/two.txt": "",
+}
+
+
+@pytest.fixture
+def actions(tmp_path: Path) -> dict[str, Action]:
+    graph = TargetGraphLoader(PackageLoader(load_workspace(write_workspace(tmp_path, WORKSPACE))))
+    result = Analysis(graph, BuildConfig()).run(graph.resolve_patterns(["//pkg:t"]))
+    return {action.mnemonic: action for action in result.actions.actions}
+
+
+def test_to_list_puts_children_first_then_direct_items_each_once(actions: dict[str, Action]) -> None:
+    assert actions["FileWrite"].content == "a b d w x y c | [][]"
+
+
+def test_action_inputs_from_depsets_are_flattened_in_order_without_repeats(actions: dict[str, Action]) -> None:
+    listing = actions["FileWrite"].outputs[0]
+    assert listing.endswith("/pkg/t.txt")
+    assert actions["Action"].inputs == ("pkg/one.txt", "pkg/two.txt", listing)
