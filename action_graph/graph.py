@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from action_graph.action import Action
-from action_graph.list_schedule import longest_remaining
+from action_graph.list_schedule import dependencies_first, longest_remaining
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -172,16 +172,7 @@ class ActionGraph:
 
     def _topological_sort(self) -> list[str]:
         """Dependencies first (Kahn's algorithm); a cycle raises as networkx's topological_sort does."""
-        waiting = {node: len(preds) for node, preds in self._pred.items()}
-        ready = [node for node, count in waiting.items() if count == 0]
-        order = []
-        while ready:
-            node = ready.pop()
-            order.append(node)
-            for successor in self._succ[node]:
-                waiting[successor] -= 1
-                if waiting[successor] == 0:
-                    ready.append(successor)
+        order = dependencies_first({node: len(preds) for node, preds in self._pred.items()}, self._succ)
         if len(order) != len(self._actions):
             import networkx
 

@@ -25,6 +25,18 @@ def longest_remaining(
     return remaining
 
 
+def dependencies_first(waiting: dict[str, int], successors: Mapping[str, Sequence[str]]) -> list[str]:
+    """Kahn's algorithm: the nodes in an order where each comes after its predecessors. `waiting` holds each
+    node's number of predecessors and is used up. Nodes on a cycle, or after one, are left out."""
+    order = [node for node, count in waiting.items() if count == 0]
+    for node in order:  # grows while iterating
+        for successor in successors[node]:
+            waiting[successor] -= 1
+            if waiting[successor] == 0:
+                order.append(successor)
+    return order
+
+
 class ScheduleGraph:
     def __init__(
         self, nodes: Iterable[str], predecessors: Mapping[str, Sequence[str]], extra: Mapping[str, str] | None = None
@@ -41,15 +53,8 @@ class ScheduleGraph:
         self.order = self._topological_order(extra or {})
 
     def _topological_order(self, extra: Mapping[str, str]) -> list[str]:
-        successors = self._successors(extra)
         count = {node: len(producers) + (node in extra) for node, producers in self.preds.items()}
-        order = [node for node, n in count.items() if n == 0]
-        for node in order:  # grows while iterating
-            for successor in successors[node]:
-                count[successor] -= 1
-                if count[successor] == 0:
-                    order.append(successor)
-        return order
+        return dependencies_first(count, self._successors(extra))
 
     def _successors(self, extra: Mapping[str, str]) -> Mapping[str, Sequence[str]]:
         """Successor lists with the extra edges added (a copy of the few lists they change)."""
