@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -71,15 +72,24 @@ def scan_dir(directory: str) -> list[Entry]:
         return [Entry(e.name, e.path, _is_dir(e), e.is_symlink()) for e in entries]
 
 
-def walk_packages(root: str, base: str, ignored: set[str]) -> tuple[list[str], dict[str, list[str]]]:
-    """Every package at or below `base` (depth first, in sorted order), and, from the same listings, the
-    files of each package as package_files would list them.
+@dataclass
+class PackageWalk:
+    """What walk_packages saw below a directory."""
+
+    packages: list[str]  # depth first, in sorted order
+    listings: dict[str, list[str]]  # package -> its files, as package_files would list them
+    directories: dict[str, str | None]  # every directory listed -> the package it belongs to, if any
+
+
+def walk_packages(root: str, base: str, ignored: set[str]) -> PackageWalk:
+    """Every package at or below `base`, and, from the same listings, the files of each package.
 
     Symlinked directories and `ignored` ones (.bazelignore) are not entered; package_files does enter
     them, so a package holding one gets no listing here (nor one whose subpackage has an odd BUILD file).
     """
     found: list[str] = []
     listings: dict[str, list[str]] = {}
+    directories: dict[str, str | None] = {}
     incomplete: set[str] = set()
     pending: list[tuple[str, str | None, str]] = [(base, None, "")]  # directory, its package, path in it
     while pending:
@@ -92,6 +102,7 @@ def walk_packages(root: str, base: str, ignored: set[str]) -> tuple[list[str], d
             found.append(relative)
             owner, prefix = relative, ""
             listings[owner] = []
+        directories[relative] = owner
         children = []
         for entry in entries:
             if not entry.is_dir:
@@ -104,7 +115,8 @@ def walk_packages(root: str, base: str, ignored: set[str]) -> tuple[list[str], d
                 elif owner is not None:
                     incomplete.add(owner)
         pending.extend(sorted(children, reverse=True))
-    return found, {package: sorted(files) for package, files in listings.items() if package not in incomplete}
+    complete = {package: sorted(files) for package, files in listings.items() if package not in incomplete}
+    return PackageWalk(found, complete, directories)
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

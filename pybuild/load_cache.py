@@ -101,6 +101,8 @@ class LoadCache:
         self._bzl_checked: dict[BzlFile, bool] = {}
         self._rules: dict[str, RuleClass] = {}  # cache key -> the one RuleClass of this process
         self._stored_rules: set[str] = set()
+        # (repo, package) -> the entry of each package this process found valid or stored (see loading_snapshot.py)
+        self.entries: dict[tuple[str, str], _PackageEntry] = {}
 
     # Packages -----------------------------------------------------------------------------------
 
@@ -126,10 +128,19 @@ class LoadCache:
             return None
         if record.globs and not _globs_unchanged(record.globs, files()):
             return None
+        found = self.entry_record(entry)
+        if found is not None:
+            self.entries[repo, name] = entry
+        return found
+
+    def entry_record(self, entry: _PackageEntry) -> PackageRecord | None:
+        """The entry's record with this process's rule classes; None if one of them is not in the cache."""
+        if entry.fingerprint != self.fingerprint():
+            return None
         rule_classes = [self._rule_class(key) for key in entry.rule_keys]
         if any(rule_class is None for rule_class in rule_classes):
             return None
-        return dataclasses.replace(record, rule_classes=[r for r in rule_classes if r is not None])
+        return dataclasses.replace(entry.record, rule_classes=[r for r in rule_classes if r is not None])
 
     def store_package(self, repo: str, name: str, record: PackageRecord) -> None:
         if not self.enabled:
@@ -137,6 +148,7 @@ class LoadCache:
         keys = tuple(self._store_rule_class(rule_class) for rule_class in record.rule_classes)
         entry = _PackageEntry(self.fingerprint(), dataclasses.replace(record, rule_classes=[]), keys)
         self._write(Path(self._package_path(repo, name)), entry)
+        self.entries[repo, name] = entry
 
     def _store_rule_class(self, rule_class: RuleClass) -> str:
         """Store a rule class once (by its key); it becomes the process's rule class of that key."""

@@ -66,7 +66,7 @@ Identity = tuple[int, int, int, int] | None  # size, mtime_ns, ctime_ns, inode; 
 # A record is a dict of these (marshal: plain data that loads faster than pickle imports):
 # key: _key()'s text; paths and their identities, in order; actions: the `total actions` of the Build OK
 # line; bin_link: the convenience link and its target, which a build refreshes; local_rust: @local_rust's
-# directory if the build made it (refreshed first); root_listing: see _root_listing.
+# directory if the build made it (refreshed first); root_listing: see root_listing.
 _FIELDS = frozenset({"format", "key", "paths", "identities", "actions", "bin_link", "local_rust", "root_listing"})
 
 
@@ -101,14 +101,14 @@ def applies(args: Namespace) -> bool:
 
 
 class Start:
-    """A build command's start: the wall clock, and the workspace root's listing (see _root_listing),
+    """A build command's start: the wall clock, and the workspace root's listing (see root_listing),
     taken before loading looks at the root, so that an entry added while the build runs is noticed."""
 
     def __init__(self, output_base: Path) -> None:
         self.output_base = output_base
         self.ns = time.time_ns()
         try:
-            self.root_listing: tuple[str, ...] | None = _root_listing(output_base.parent)
+            self.root_listing: tuple[str, ...] | None = root_listing(output_base.parent)
         except OSError:  # the full build reports it
             self.root_listing = None
 
@@ -129,7 +129,7 @@ def _answer(key: str, start: Start) -> int | None:
         return None
     if record["local_rust"] is not None and not _refresh_local_rust(Path(record["local_rust"])):
         return None
-    if _identities(record["paths"]) != record["identities"]:
+    if identities(record["paths"]) != record["identities"]:
         return None
     link, target = record["bin_link"]
     atomic_symlink(Path(target), Path(link))
@@ -153,10 +153,10 @@ def write(
         paths = _watched_paths(workspace, outcomes, entries, cache)
     except _Unrecordable:
         return
-    identities = _identities(paths)
-    if None in identities:
+    current = identities(paths)
+    if None in current:
         return  # gone since the build used it (or a dangling link): nothing to vouch for
-    if max(max(i[1], i[2]) for i in identities if i is not None) >= start.ns - RACY_SECONDS * 1e9:
+    if max(max(i[1], i[2]) for i in current if i is not None) >= start.ns - RACY_SECONDS * 1e9:
         return  # racy: the next no-op build records it
     key = _key(args)
     local_rust = workspace.repositories.get("local_rust") if "local_rust" in workspace.repository_factories else None
@@ -164,7 +164,7 @@ def write(
         "format": _FORMAT,
         "key": key,
         "paths": paths,
-        "identities": identities,
+        "identities": current,
         "actions": len(outcomes),
         "bin_link": (str(workspace.root / BIN_LINK_NAME), str(workspace.root / bin_dir)),
         "local_rust": None if local_rust is None else str(local_rust),
@@ -236,7 +236,7 @@ def _tree(top: str, links_ok: bool) -> Iterator[str]:
                 raise _Unrecordable
 
 
-def _root_listing(root: Path) -> tuple[str, ...]:
+def root_listing(root: Path) -> tuple[str, ...]:
     """The names in the workspace root, but the output tree and the convenience link: every build
     replaces that link (a -c opt build points it elsewhere), which changes the root's identity."""
     return tuple(sorted(name for name in os.listdir(root) if name not in _OWN_ROOT_ENTRIES))
@@ -254,9 +254,9 @@ def _refresh_local_rust(directory: Path) -> bool:
     return True
 
 
-def _identities(paths: Iterable[str]) -> list[Identity]:
-    identities: list[Identity] = []
-    append, stat = identities.append, os.stat
+def identities(paths: Iterable[str]) -> list[Identity]:
+    found: list[Identity] = []
+    append, stat = found.append, os.stat
     for path in paths:
         try:
             st = stat(path)
@@ -265,7 +265,7 @@ def _identities(paths: Iterable[str]) -> list[Identity]:
             continue
         # A directory's size is its listing's; mode bits (a file made executable) change ctime.
         append((st.st_size if not S_ISDIR(st.st_mode) else 0, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
-    return identities
+    return found
 
 
 def _key(args: Namespace) -> str:

@@ -16,6 +16,7 @@ from pybuild.depsets import DepsetGraph
 from pybuild.errors import PybuildError
 from pybuild.labels import Label, parse_label
 from pybuild.load_cache import GlobCall, LoadCache, PackageRecord
+from pybuild.loading_snapshot import LoadingSnapshot
 from pybuild.rules import RuleClass, build_rule_class, coerce_attributes
 from pybuild.starlark_host import SourceFile, StarlarkHost, frame_locations, text_digest
 from pybuild.workspace import BUILD_FILE_NAMES, Workspace
@@ -176,6 +177,7 @@ class PackageLoader:
         self.depsets = DepsetGraph()
         self.host = StarlarkHost(workspace, self._host_functions())
         self.load_cache = LoadCache(workspace, lambda: next(self._ids))
+        self.snapshot = LoadingSnapshot(workspace, self.load_cache) if self.load_cache.enabled else None
         # Per package, the load cache's key of what its evaluation depended on (None: not cacheable).
         self._record_keys: dict[tuple[str, str], str | None] = {}
         self._globs: list[GlobCall] = []  # glob() calls of the BUILD file being evaluated
@@ -248,6 +250,25 @@ class PackageLoader:
 
     def _load_package(self, repo: str, name: str) -> Package:
         """From the load cache when nothing the BUILD file's evaluation saw has changed, else evaluated."""
+        snapshot = self.snapshot.package(name) if self.snapshot is not None and not repo else None
+        record = self.load_cache.entry_record(snapshot.entry) if snapshot is not None else None
+        package = _thawed(record, self.package_dir(repo, name)) if record is not None else None
+        if snapshot is not None and record is not None and package is not None:
+            self._record_keys[repo, name] = record.key
+            package.set_files(snapshot.files)
+            return package
+        walked = (repo, name) in self._listings
+        package = self._load_checked_package(repo, name)
+        if walked and self.snapshot is not None and not repo:
+            self.snapshot.add_package(name, package.files())
+        return package
+
+    def save_snapshot(self) -> None:
+        """Write the loading snapshot, if this process loaded what the last one did not have."""
+        if self.snapshot is not None:
+            self.snapshot.save()
+
+    def _load_checked_package(self, repo: str, name: str) -> Package:
         path = self.build_file(repo, name)
         if path is None:
             shown = str(Label(repo, name, "x")).rsplit(":", 1)[0]

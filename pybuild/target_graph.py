@@ -11,6 +11,8 @@ from pybuild import globbing, visibility
 from pybuild.errors import PybuildError
 from pybuild.gc_pause import collector_paused
 from pybuild.labels import Label, TargetPattern, parse_target_pattern
+from pybuild.loading_snapshot import Walk
+from pybuild.noop_record import root_listing
 from pybuild.packages import SOURCE_FILE, PackageLoader, Target
 
 if TYPE_CHECKING:  # networkx takes ~0.15 s to import, so the functions that need it import it
@@ -38,6 +40,7 @@ class TargetGraphLoader:
                     result.pop(label, None)
             else:
                 result.update(dict.fromkeys(sorted(labels)))
+        self.loader.save_snapshot()  # every package a walk found is loaded by now
         return list(result)
 
     def resolve(self, pattern: TargetPattern) -> set[Label]:
@@ -85,10 +88,18 @@ class TargetGraphLoader:
         Depth first in sorted order; symlinked directories are not entered. The walk lists every
         directory anyway, so it hands the packages' file listings to the loader (globs need them).
         """
+        snapshot = self.loader.snapshot if repo == "" else None  # see loading_snapshot.py
+        if snapshot is not None:
+            found = snapshot.walk(base)
+            if found is not None:
+                return found
         root = self.loader.workspace.repository_root(repo)
-        found, listings = globbing.walk_packages(str(root), base, _bazelignore(root))
-        self.loader.offer_listings(repo, listings)
-        return found
+        listing = root_listing(root) if snapshot is not None else None  # before the walk sees the root
+        walk = globbing.walk_packages(str(root), base, _bazelignore(root))
+        self.loader.offer_listings(repo, walk.listings)
+        if snapshot is not None:
+            snapshot.add_walk(base, Walk.of(walk, str(root), listing))
+        return walk.packages
 
     # Dependencies ---------------------------------------------------------------------------------
 

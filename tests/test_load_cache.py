@@ -497,9 +497,13 @@ def test_one_walk_finds_packages_and_lists_their_files(tmp_path: Path) -> None:
     (tmp_path / "other/linked").symlink_to(tmp_path / "outside")  # package_files follows it, the walk not
     (tmp_path / "zz/q/BUILD").symlink_to(tmp_path / "missing")  # a broken BUILD: a package for the walk only
     ignored = {"skipped"}
-    found, listings = walk_packages(str(tmp_path), "", ignored)
-    assert found == reference_find_packages(tmp_path, ignored)
+    walk = walk_packages(str(tmp_path), "", ignored)
+    assert walk.packages == reference_find_packages(tmp_path, ignored)
     # Left to package_files: "" holds an ignored directory, "other" a symlink, "zz" a doubtful subpackage.
-    assert sorted(listings) == ["sub", "zz/q"]
-    for package, listed in listings.items():
+    assert sorted(walk.listings) == ["sub", "zz/q"]
+    for package, listed in walk.listings.items():
         assert listed == package_files(tmp_path / package), package
+    # Every directory entered, with the package it belongs to (None above the first BUILD file).
+    for directory, package in walk.directories.items():
+        assert (tmp_path / directory).is_dir() and not (tmp_path / directory).is_symlink()
+        assert package == max((p for p in walk.packages if (directory + "/").startswith(p + "/") or not p), key=len)
