@@ -8,8 +8,10 @@ After a command that walked the main repository, pybuild writes a snapshot: the 
 the load cache entries of those packages, and the stat identity (size, mtime, ctime, inode) of every
 directory the walks listed and every BUILD and .bzl file the packages read. Adding, removing or renaming an
 entry changes its directory's identity, and that is all package boundaries and globs see; writing a file
-changes the file's. The next command stats those paths once. If all are unchanged it takes the walks and
-packages from the snapshot; otherwise it ignores the snapshot and loads as before, checking by content.
+changes the file's. The next command stats those paths once; a path whose identity changed is compared
+by content (a directory's entries, a file's digest, both recorded too), since editors save by renaming a
+new file over the old one. If all are unchanged it takes the walks and packages from the snapshot;
+otherwise it ignores the snapshot and loads as before, checking each package by content.
 
 As for the no-op record (noop_record.py), a snapshot is written only if every identity in it is older than
 the command's start by more than a file system clock's step, and the workspace root is compared by its
@@ -20,6 +22,7 @@ listed (a symlinked or .bazelignored directory in it) stays out, and so does any
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pickle
 import time
@@ -35,7 +38,7 @@ from pybuild.workspace import Workspace
 if TYPE_CHECKING:
     from pybuild.load_cache import LoadCache
 
-_FORMAT = 1
+_FORMAT = 3
 _FILE = "snapshot.pickle"  # in the load cache's directory: one per workspace, the newest
 
 
@@ -79,6 +82,7 @@ class _Stored:
     packages: dict[str, PackageSnapshot]
     paths: list[str]
     identities: list[Identity]
+    contents: list[str | None]  # of each path (see _content): what decides when its identity changed
 
 
 @dataclass
@@ -142,14 +146,18 @@ class LoadingSnapshot:
         fingerprint = self.load_cache.fingerprint()
         if not isinstance(stored, _Stored) or stored.format != _FORMAT or stored.fingerprint != fingerprint:
             return None
-        return stored
+        return stored if len(stored.paths) == len(stored.identities) == len(stored.contents) else None
 
     def _path(self) -> str:
         return os.path.join(self.load_cache.directory, _FILE)
 
     def _unchanged(self, stored: _Stored) -> bool:
-        if identities(stored.paths) != stored.identities:
-            return False
+        """Whether every path is as recorded: by identity, or else by content (an editor that saves by
+        renaming a new file over the old one changes its directory's identity, not its listing)."""
+        recorded = zip(stored.paths, stored.identities, stored.contents, strict=True)
+        for (path, identity, content), now in zip(recorded, identities(stored.paths), strict=True):
+            if now != identity and (now is None or _content(path) != content):
+                return False
         listing = root_listing(self.workspace.root)
         return all(walk.root_listing == listing for walk in stored.walks.values())
 
@@ -167,7 +175,23 @@ class LoadingSnapshot:
             return  # gone since this process read it: nothing to vouch for
         if max((max(i[1], i[2]) for i in current if i is not None), default=0) >= self.started_ns - RACY_SECONDS * 1e9:
             return  # changed while this command ran, or just before: the next command writes it
-        stored = _Stored(_FORMAT, self.load_cache.fingerprint(), self.walks, self.packages, paths, current)
+        contents = [_content(path) for path in paths]
+        stored = _Stored(_FORMAT, self.load_cache.fingerprint(), self.walks, self.packages, paths, current, contents)
         with contextlib.suppress(OSError), atomic_open(Path(self._path())) as handle:
             pickle.dump(stored, handle, protocol=pickle.HIGHEST_PROTOCOL)
         self._new = False
+
+
+def _content(path: str) -> str | None:
+    """SHA-256 of a file, or of a directory's entries (name, whether a directory, whether a link); None if
+    unreadable."""
+    try:
+        if os.path.isdir(path):
+            with os.scandir(path) as scan:
+                data = repr(sorted((entry.name, entry.is_dir(), entry.is_symlink()) for entry in scan)).encode()
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read()
+    except OSError:
+        return None
+    return hashlib.sha256(data).hexdigest()

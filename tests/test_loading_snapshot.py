@@ -8,6 +8,7 @@ first, so that it lands on a later tick of the file system's clock than the snap
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,9 +92,16 @@ def test_a_warm_load_takes_everything_from_the_snapshot(workspace: Path, monkeyp
     assert first.targets["//lib:lib"] == ["//lib:src/deep/more.rs", "//lib:src/lib.rs"]
 
 
-def test_editing_a_source_file_keeps_the_snapshot(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("path", ["lib/src/lib.rs", "lib/BUILD.bazel"])
+def test_saving_a_file_by_renaming_a_copy_over_it_keeps_the_snapshot(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """As editors do: the directory's identity changes, its listing does not; the BUILD file's text is
+    the same (a source file's may differ)."""
     load(workspace, monkeypatch)
-    edit(workspace / "lib/src/lib.rs", "pub fn f() {}\n")
+    text = (workspace / path).read_text() if path.endswith(".bazel") else "pub fn f() {}\n"
+    edit(workspace / (path + ".tmp"), text)
+    os.replace(workspace / (path + ".tmp"), workspace / path)
     warm = load(workspace, monkeypatch)
     assert (warm.walks, warm.checked) == (0, 0)
 
