@@ -250,12 +250,12 @@ class PackageLoader:
 
     def _load_package(self, repo: str, name: str) -> Package:
         """From the load cache when nothing the BUILD file's evaluation saw has changed, else evaluated."""
-        snapshot = self.snapshot.package(name) if self.snapshot is not None and not repo else None
-        record = self.load_cache.entry_record(snapshot.entry) if snapshot is not None else None
+        recorded = self.snapshot.package(name) if self.snapshot is not None and not repo else None
+        record = self.load_cache.entry_record(recorded.entry) if recorded is not None else None
         package = _thawed(record, self.package_dir(repo, name)) if record is not None else None
-        if snapshot is not None and record is not None and package is not None:
+        if recorded is not None and record is not None and package is not None:
             self._record_keys[repo, name] = record.key
-            package.set_files(snapshot.files)
+            package.set_files(recorded.files)
             return package
         walked = (repo, name) in self._listings
         package = self._load_checked_package(repo, name)

@@ -89,12 +89,11 @@ class TargetGraphLoader:
         directory anyway, so it hands the packages' file listings to the loader (globs need them).
         """
         snapshot = self.loader.snapshot if repo == "" else None  # see loading_snapshot.py
-        if snapshot is not None:
-            found = snapshot.walk(base)
-            if found is not None:
-                return found
+        found = snapshot.walk(base) if snapshot is not None else None
+        if found is not None:
+            return found
         root = self.loader.workspace.repository_root(repo)
-        listing = root_listing(root) if snapshot is not None else None  # before the walk sees the root
+        listing = root_listing(root) if snapshot is not None else ()  # taken before the walk sees the root
         walk = globbing.walk_packages(str(root), base, _bazelignore(root))
         self.loader.offer_listings(repo, walk.listings)
         if snapshot is not None:
