@@ -156,7 +156,8 @@ class Analysis:
         types = {t for label in nodes for t in self._toolchain_types(label)}
         if types:
             resolved = self._resolved_toolchains = self.resolve_toolchains(types)
-            nodes, edges = self.graph_loader.dependency_closure([*labels, *resolved.values()])
+            more_nodes, more_edges = self.graph_loader.dependency_closure(resolved.values(), known=set(nodes))
+            nodes, edges = nodes + more_nodes, edges + more_edges
             edges += [(label, resolved[t]) for label in nodes for t in self._toolchain_types(label)]
         order = dependencies_first(nodes, edges)
         if len(order) < len(nodes):  # only a toolchain edge can close a cycle: the loader rejects the others

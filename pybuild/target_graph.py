@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -115,23 +115,29 @@ class TargetGraphLoader:
         return graph
 
     @collector_paused
-    def dependency_closure(self, roots: Iterable[Label]) -> tuple[list[Label], list[tuple[Label, Label]]]:
+    def dependency_closure(
+        self, roots: Iterable[Label], known: Collection[Label] = ()
+    ) -> tuple[list[Label], list[tuple[Label, Label]]]:
         """dependency_graph as plain lists, for analysis, which networkx (~0.15 s to import) would only
-        slow down: the nodes in the graph's order and the edges in discovery order, duplicates included."""
-        roots = list(roots)
+        slow down: the nodes in the graph's order and the edges in discovery order, duplicates included.
+
+        `known` are the nodes of a closure this one extends: they are not walked again, and only the new
+        nodes and their edges (some of which lead to known nodes) are returned."""
+        roots = [root for root in dict.fromkeys(roots) if root not in known]
         pending = list(roots)
         nodes = dict.fromkeys(roots)
         edges: list[tuple[Label, Label]] = []  # in discovery order, so the graph's order is as it always was
         while pending:
             label = pending.pop()
             for dependency in self.loader.target(label).dependency_labels:
-                if dependency not in nodes:
+                if dependency not in nodes and dependency not in known:
                     self._load_dependency(dependency, label)
                     nodes[dependency] = None
                     pending.append(dependency)
                 edges.append((label, dependency))
         closure = list(nodes)
-        reject_cycles(closure, edges)
+        # A cycle cannot pass through a known node: all its dependencies are known.
+        reject_cycles([*closure, *{v: None for _, v in edges if v not in nodes}], edges)
         return closure, edges
 
     def _load_dependency(self, dependency: Label, consumer: Label) -> None:
