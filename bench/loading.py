@@ -9,7 +9,8 @@ Generates a synthetic workspace (bench/gen_workspace.py) and measures, each run 
    `pybuild build //...` does before execution), with the process's peak RSS.
 
 Each is measured cold (PYBUILD_LOAD_CACHE=0: every BUILD file evaluated, analysis run) and warm (the load
-cache of pybuild-out/cache/loading filled by the unmeasured warm-up run, nothing changed since).
+cache of pybuild-out/cache/loading, its loading snapshot included, filled by the unmeasured warm-up run,
+nothing changed since).
 
 Results go to bench/results/loading.json. `--profile cprofile|pyinstrument` then profiles one more
 loading run (cold unless --profile-warm).
