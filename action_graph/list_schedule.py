@@ -10,7 +10,10 @@ other durations, and extra edges, each into a node from one more producer.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from typing import TypeVar
+
+Node = TypeVar("Node", bound=Hashable)
 
 
 def longest_remaining(
@@ -25,7 +28,7 @@ def longest_remaining(
     return remaining
 
 
-def dependencies_first(waiting: dict[str, int], successors: Mapping[str, Sequence[str]]) -> list[str]:
+def dependencies_first(waiting: dict[Node, int], successors: Mapping[Node, Sequence[Node]]) -> list[Node]:
     """Kahn's algorithm: the nodes in an order where each comes after its predecessors. `waiting` holds each
     node's number of predecessors and is used up. Nodes on a cycle, or after one, are left out."""
     order = [node for node, count in waiting.items() if count == 0]

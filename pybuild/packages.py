@@ -250,17 +250,17 @@ class PackageLoader:
 
     def _load_package(self, repo: str, name: str) -> Package:
         """From the load cache when nothing the BUILD file's evaluation saw has changed, else evaluated."""
-        recorded = self.snapshot.package(name) if self.snapshot is not None and not repo else None
-        record = self.load_cache.entry_record(recorded.entry) if recorded is not None else None
-        package = _thawed(record, self.package_dir(repo, name)) if record is not None else None
-        if recorded is not None and record is not None and package is not None:
-            self._record_keys[repo, name] = record.key
-            package.set_files(recorded.files)
-            return package
+        snapshot = self.snapshot if not repo else None  # it covers the main repository
+        recorded = snapshot.package(name) if snapshot is not None else None
+        if recorded is not None:
+            record = self.load_cache.entry_record(recorded.entry)
+            package = self._cached_package(repo, name, record, _Listing(self.package_dir(repo, name), recorded.files))
+            if package is not None:
+                return package
         walked = (repo, name) in self._listings
         package = self._load_checked_package(repo, name)
-        if walked and self.snapshot is not None and not repo:
-            self.snapshot.add_package(name, package.files())
+        if walked and snapshot is not None:
+            snapshot.add_package(name, package.files())
         return package
 
     def save_snapshot(self) -> None:
@@ -278,11 +278,19 @@ class PackageLoader:
         listing = _Listing(directory, self._listings.pop((repo, name), None))
         if text is not None:
             record = self.load_cache.lookup_package(repo, name, path, text, self._bzl_path, listing.files)
-            package = _thawed(record, directory) if record is not None else None
-            if record is not None and package is not None:
-                self._record_keys[repo, name] = record.key
-                return listing.give_to(package)
+            package = self._cached_package(repo, name, record, listing)
+            if package is not None:
+                return package
         return self._evaluate_package(repo, name, path, text, listing)
+
+    def _cached_package(self, repo: str, name: str, record: PackageRecord | None, listing: _Listing) -> Package | None:
+        """The package a load cache record describes, with its file listing; None without a record or if the
+        record is damaged."""
+        package = _thawed(record, listing.directory) if record is not None else None
+        if record is None or package is None:
+            return None
+        self._record_keys[repo, name] = record.key
+        return listing.give_to(package)
 
     def _evaluate_package(self, repo: str, name: str, path: Path, text: str | None, listing: _Listing) -> Package:
         display = self.workspace.display_path(path)

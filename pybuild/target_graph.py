@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from action_graph import list_schedule
 from pybuild import globbing, visibility
 from pybuild.errors import PybuildError
 from pybuild.gc_pause import collector_paused
@@ -205,15 +206,7 @@ def _adjacency(
 def _is_acyclic(nodes: Iterable[Label], edges: list[tuple[Label, Label]]) -> bool:
     """Kahn's algorithm over plain dicts: networkx's DAG test costs more than building the graph."""
     successors, waiting = _adjacency(nodes, edges)
-    ready = [node for node, count in waiting.items() if count == 0]
-    done = 0
-    while ready:
-        done += 1
-        for successor in successors[ready.pop()]:
-            waiting[successor] -= 1
-            if waiting[successor] == 0:
-                ready.append(successor)
-    return done == len(successors)
+    return len(list_schedule.dependencies_first(waiting, successors)) == len(successors)
 
 
 def reject_cycles(nodes: list[Label], edges: list[tuple[Label, Label]], through: str = "") -> None:
