@@ -91,17 +91,21 @@ class Analysis:
         return result
 
     def _analyze(self, labels: list[Label]) -> AnalysisResult:
-        nodes, order = self._target_graph(labels)
+        nodes, order, edges = self._target_graph(labels)
         toolchains = self._toolchains_by_target(nodes)
         data = [self._target_data(label, toolchains.get(label, {})) for label in order]
         for repo in sorted({label.repo for label in order if label.repo}):
             self.workspace.link_external_repository(repo)
         rule_classes = {t.rule_class.rule_id: t.rule_class for t in map(self.loader.target, order) if t.rule_class}
-        chunks = [data[i : i + _CHUNK_TARGETS] for i in range(0, len(data), _CHUNK_TARGETS)]
+        released = _released_after_chunk(order, edges)
+        chunks = [
+            {"targets": data[i : i + _CHUNK_TARGETS], "released": released.get(i // _CHUNK_TARGETS, [])}
+            for i in range(0, len(data), _CHUNK_TARGETS)
+        ]
         summaries: dict[str, dict[str, Any]] = {}
         functions = {
             "host_analysis_config": self._config_data,
-            "host_analysis_targets": lambda index: chunks[index],
+            "host_analysis_chunk": lambda index: chunks[index],
             "host_analysis_summaries": lambda chunk: summaries.update(chunk),
         }
         try:
@@ -150,8 +154,9 @@ class Analysis:
 
     # The target graph, with toolchains -------------------------------------------------------------
 
-    def _target_graph(self, labels: list[Label]) -> tuple[list[Label], list[Label]]:
-        """The targets to analyze, toolchains included, and the same in analysis order (dependencies first)."""
+    def _target_graph(self, labels: list[Label]) -> tuple[list[Label], list[Label], list[tuple[Label, Label]]]:
+        """The targets to analyze, toolchains included, the same in analysis order (dependencies first), and
+        the edges between them (toolchain edges included)."""
         nodes, edges = self.graph_loader.dependency_closure(labels)
         types = {t for label in nodes for t in self._toolchain_types(label)}
         if types:
@@ -163,7 +168,7 @@ class Analysis:
         if len(order) < len(nodes):  # only a toolchain edge can close a cycle: the loader rejects the others
             reject_cycles(nodes, edges, " through a toolchain")
         self.graph_loader.check_visibility(edges)
-        return nodes, order
+        return nodes, order, edges
 
     def _toolchain_types(self, label: Label) -> list[Label]:
         rule_class = self.loader.target(label).rule_class
@@ -290,6 +295,24 @@ class Analysis:
         )
 
 
+def _released_after_chunk(order: list[Label], edges: list[tuple[Label, Label]]) -> dict[int, list[str]]:
+    """Per chunk, the targets no later chunk reads: analysis.bzl drops their providers after that chunk.
+
+    What a target provides is read only by the targets that depend on it, so a target's providers are
+    needed until its last dependent in analysis order is analyzed. Dropping them then lets starlark-rust
+    collect whatever of them no later target reaches: the peak RSS of a cold analysis of 10,000 targets
+    went from 547 to 325 MiB.
+    """
+    position = {label: index for index, label in enumerate(order)}
+    last_reader = position.copy()  # a target with no dependents: its own chunk needs it (for its summary)
+    for consumer, dependency in edges:
+        last_reader[dependency] = max(last_reader[dependency], position[consumer])
+    released: dict[int, list[str]] = {}
+    for label, index in last_reader.items():
+        released.setdefault(index // _CHUNK_TARGETS, []).append(str(label))
+    return released
+
+
 def _driver_source(rule_classes: Any, chunks: int) -> str:
     """A module that loads every rule used by the targets and analyzes them with analysis.bzl, one chunk of
     targets per top-level statement: starlark-rust collects garbage only between top-level statements, so
@@ -300,5 +323,5 @@ def _driver_source(rule_classes: Any, chunks: int) -> str:
         lines.append(f'load("{rule_class.defined_in}", _r{index} = "{rule_class.kind}")')
         entries.append(f"{rule_class.rule_id}: _r{index}")
     lines.append(f"_state = analysis_state({{{', '.join(entries)}}}, host_analysis_config())")
-    lines.extend(f"host_analysis_summaries(analyze(_state, host_analysis_targets({i})))" for i in range(chunks))
+    lines.extend(f"host_analysis_summaries(analyze(_state, host_analysis_chunk({i})))" for i in range(chunks))
     return "\n".join(lines) + "\n"

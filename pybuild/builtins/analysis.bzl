@@ -279,12 +279,13 @@ def analysis_state(rules, config):
     infos = {rule_id: rule_function(_pybuild_rule_info = True) for rule_id, rule_function in rules.items()}
     return struct(infos = infos, config = config, analyzed = {})
 
-def analyze(state, targets):
-    """Analyze `targets` (dependencies first, after those of earlier calls); return {label: summary} for
-    the rule targets."""
+def analyze(state, chunk):
+    """Analyze the chunk's targets (dependencies first, after those of earlier calls); return
+    {label: summary} for the rule targets. Then forget the targets the chunk names as released: no
+    later chunk reads them."""
     analyzed = state.analyzed
     summaries = {}
-    for target in targets:
+    for target in chunk["targets"]:
         if target["rule_id"] == None:
             analyzed[target["label"]] = _source_target(target)
             continue
@@ -296,4 +297,6 @@ def analyze(state, targets):
         result = _collect(state.infos[target["rule_id"]].implementation(ctx), target)
         analyzed[target["label"]] = result
         summaries[target["label"]] = _summary(result)
+    for label in chunk["released"]:
+        analyzed.pop(label)
     return summaries
