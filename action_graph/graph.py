@@ -101,11 +101,13 @@ class ActionGraph:
         producer_of = {path: action.primary_output for path, action in self._producers.items()}.get
         succ: dict[str, list[str]] = {node: [] for node in self._actions}
         pred: dict[str, tuple[str, ...]] = {}
+        distinct: dict[tuple[str, ...], tuple[str, ...]] = {}  # actions reading alike share one tuple
         for node, action in self._actions.items():
             # Its producers in input order, each once. Inputs hold every crate below, so this is the hot
             # loop of linking: map() and filter() keep it in C.
-            pred[node] = tuple(dict.fromkeys(filter(None, map(producer_of, action.inputs))))
-            for producer in pred[node]:
+            producers = tuple(dict.fromkeys(filter(None, map(producer_of, action.inputs))))
+            pred[node] = distinct.setdefault(producers, producers)
+            for producer in producers:
                 succ[producer].append(node)
         self._succ, self._pred, self._nx = succ, pred, None  # the networkx view is made again when asked
 

@@ -72,6 +72,7 @@ class Analysis:
         self._resolved_toolchains: dict[Label, Label] = {}
         self._depsets = self.loader.depsets
         self._strings = self._depsets.strings
+        self._input_lists: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.loader.host.add_host_functions(
             {
                 "host_begin_target": self._begin_target,
@@ -267,9 +268,13 @@ class Analysis:
         """The paths of an action's inputs from analysis.bzl's references (paths, and depsets by id),
         in order, each once."""
         if all(type(ref) is str for ref in refs):
-            return self._interned(dict.fromkeys(refs))
-        parts = [self._depsets.paths(ref) if type(ref) is int else self._interned((ref,)) for ref in refs]
-        return parts[0] if len(parts) == 1 else tuple(dict.fromkeys(chain.from_iterable(parts)))
+            inputs = self._interned(dict.fromkeys(refs))
+        else:
+            parts = [self._depsets.paths(ref) if type(ref) is int else self._interned((ref,)) for ref in refs]
+            inputs = parts[0] if len(parts) == 1 else tuple(dict.fromkeys(chain.from_iterable(parts)))
+        # One tuple per distinct list: a crate's metadata and full actions read the same inputs, and
+        # they are most of the memory and of the load cache's analysis entry (which pickles a tuple once).
+        return self._input_lists.setdefault(inputs, inputs)
 
     def _interned(self, values: Any) -> tuple[Any, ...]:
         """One string object per distinct text: the toolchain's ~100 paths are in every rustc action, so

@@ -61,3 +61,38 @@ def test_action_inputs_from_depsets_are_flattened_in_order_without_repeats(actio
     listing = actions["FileWrite"].outputs[0]
     assert listing.endswith("/pkg/t.txt")
     assert actions["Action"].inputs == ("pkg/one.txt", "pkg/two.txt", listing)
+
+
+TWIN_READERS_BZL = """\
+def _impl(ctx):
+    source = ctx.actions.declare_file("source.txt")
+    ctx.actions.write(source, "text")
+    for name in ("first", "second"):
+        ctx.actions.run(
+            outputs = [ctx.actions.declare_file(name + ".out")],
+            executable = "/bin/true",
+            inputs = depset([source], transitive = [depset(ctx.files.srcs)]),
+            mnemonic = name,
+        )
+    return []
+
+twin_readers = rule(implementation = _impl, attrs = {"srcs": attr.label_list(allow_files = True)})
+"""
+
+
+def test_actions_reading_alike_share_one_inputs_tuple_and_one_producers_tuple(tmp_path: Path) -> None:
+    # A crate's metadata and full actions read the same files: one tuple each keeps memory and the load
+    # cache's analysis entry small.
+    files = {
+        "pkg/twin.bzl": TWIN_READERS_BZL,
+        "pkg/BUILD.bazel": 'load(":twin.bzl", "twin_readers")\ntwin_readers(name = "t", srcs = ["one.txt"])\n',
+        "pkg/one.txt": "",
+    }
+    graph = TargetGraphLoader(PackageLoader(load_workspace(write_workspace(tmp_path, files))))
+    actions = Analysis(graph, BuildConfig()).run(graph.resolve_patterns(["//pkg:t"])).actions
+    first, second = (next(a for a in actions.actions if a.mnemonic == name) for name in ("first", "second"))
+    assert first.inputs == ("pkg/one.txt", actions.producer(first.inputs[1]).outputs[0])
+    assert first.inputs is second.inputs
+    producers = actions.predecessors()
+    assert producers[first.primary_output] == (first.inputs[1],)
+    assert producers[first.primary_output] is producers[second.primary_output]
