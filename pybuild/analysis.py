@@ -94,23 +94,26 @@ class Analysis:
     def _analyze(self, labels: list[Label]) -> AnalysisResult:
         nodes, order, edges = self._target_graph(labels)
         toolchains = self._toolchains_by_target(nodes)
-        data = [self._target_data(label, toolchains.get(label, {})) for label in order]
         for repo in sorted({label.repo for label in order if label.repo}):
             self.workspace.link_external_repository(repo)
         rule_classes = {t.rule_class.rule_id: t.rule_class for t in map(self.loader.target, order) if t.rule_class}
         released = _released_after_chunk(order, edges)
-        chunks = [
-            {"targets": data[i : i + _CHUNK_TARGETS], "released": released.get(i // _CHUNK_TARGETS, [])}
-            for i in range(0, len(data), _CHUNK_TARGETS)
-        ]
+
+        def chunk(index: int) -> dict[str, Any]:
+            # Made when the driver asks: the data of every target at once held ~55 MiB at 10,000 targets.
+            in_chunk = order[index * _CHUNK_TARGETS : (index + 1) * _CHUNK_TARGETS]
+            targets = [self._target_data(label, toolchains.get(label, {})) for label in in_chunk]
+            return {"targets": targets, "released": released.get(index, [])}
+
         summaries: dict[str, dict[str, Any]] = {}
         functions = {
             "host_analysis_config": self._config_data,
-            "host_analysis_chunk": lambda index: chunks[index],
-            "host_analysis_summaries": lambda chunk: summaries.update(chunk),
+            "host_analysis_chunk": chunk,
+            "host_analysis_summaries": lambda found: summaries.update(found),
         }
+        chunks = -(-len(order) // _CHUNK_TARGETS)
         try:
-            self.loader.host.eval_driver(_DRIVER, _driver_source(rule_classes.values(), len(chunks)), functions)
+            self.loader.host.eval_driver(_DRIVER, _driver_source(rule_classes.values(), chunks), functions)
         except PybuildError as error:
             raise self._in_current_target(error) from None
         self.actions.link()
