@@ -134,7 +134,7 @@ class Analysis:
         return self.loader.load_cache.analysis_key((*parts, settings, module.name, module.registered_toolchains))
 
     def _from_cache(self, key: str) -> AnalysisResult | None:
-        found = self.loader.load_cache.lookup_analysis(key, self.loader.package_key, self._is_source_file)
+        found = self.loader.load_cache.lookup_analysis(key, self.loader.package_key, self.loader.is_source_file)
         if found is None:
             return None
         result, repositories = found
@@ -143,9 +143,6 @@ class Analysis:
         self.actions = result.actions
         result.config = self.config
         return result
-
-    def _is_source_file(self, label: Label) -> bool:
-        return not self.loader.target(label).is_rule
 
     def _store(self, key: str, result: AnalysisResult) -> None:
         packages = self.loader.loaded_packages()

@@ -109,6 +109,11 @@ class Package:
             f"package '{self.name}' defined by {self.build_file}"
         )
 
+    def names_source_file(self, name: str) -> bool:
+        """Whether target(name) is a source file, without making its target (the load cache asks of thousands)."""
+        known = self.targets.get(name) or self.exported_files.get(name) or self._sources.get(name)
+        return not known.is_rule if known is not None else self._is_source_file(name)
+
     def _is_source_file(self, name: str) -> bool:
         # A listed file is one (the listing skips subpackages); anything else, e.g. a file in an ignored
         # directory, gets the direct check. The listing is not made just for this: it may be large.
@@ -241,6 +246,9 @@ class PackageLoader:
 
     def target(self, label: Label) -> Target:
         return self.package(label.repo, label.package).target(label.name)
+
+    def is_source_file(self, label: Label) -> bool:
+        return self.package(label.repo, label.package).names_source_file(label.name)
 
     def offer_listings(self, repo: str, listings: dict[str, list[str]]) -> None:
         """File listings of packages not loaded yet, made by a walk of the workspace (find_packages)."""
