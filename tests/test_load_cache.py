@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import networkx as nx
 import pytest
 from workspace_helpers import RULES_RUST_LOAD, write_workspace
 
@@ -409,21 +410,44 @@ def small_graph() -> ActionGraph:
     return graph
 
 
-def test_subgraph_and_edges_match_networkx() -> None:
-    import networkx as nx
+def networkx_graph(graph: ActionGraph) -> nx.DiGraph:
+    """The graph made the plain way: an edge from the producer of each input, nodes and edges in action order."""
+    reference = nx.DiGraph()
+    reference.add_nodes_from(node for node, _ in graph.items())
+    for node, action in graph.items():
+        producers = [graph.producer(path) for path in action.inputs]
+        reference.add_edges_from((p.primary_output, node) for p in producers if p is not None)
+    return reference
 
+
+def test_subgraph_and_edges_match_networkx() -> None:
     graph = small_graph()
-    assert graph.edges() == list(graph.graph.edges)
+    reference = networkx_graph(graph)
+    assert graph.edges() == list(reference.edges)
     sub = graph.subgraph_for(["bin/d"])
-    expected = {"bin/d", *nx.ancestors(graph.graph, "bin/d")}
-    assert set(sub.graph.nodes) == expected
-    assert sorted(sub.graph.edges) == sorted(graph.graph.subgraph(expected).edges)
+    expected = {"bin/d", *nx.ancestors(reference, "bin/d")}
+    assert {node for node, _ in sub.items()} == expected
+    assert sorted(sub.edges()) == sorted(reference.subgraph(expected).edges)
     assert sub.dependencies(sub.producer("bin/d")) == [graph.producer("bin/b"), graph.producer("bin/c")]
 
 
-def test_critical_paths_and_cycles() -> None:
-    import networkx as nx
+def test_topological_order_is_networkx_lexicographical_order() -> None:
+    graph = ActionGraph(
+        [
+            Action("Rustc", "//p:z", ("rustc",), ("bin/z",), ("bin/m",)),
+            Action("Rustc", "//p:m", ("rustc",), ("bin/m",)),
+            Action("Rustc", "//p:b", ("rustc",), ("bin/b",), ("bin/m",)),
+            Action("Rustc", "//p:a", ("rustc",), ("bin/a",), ("bin/z", "bin/b")),
+            Action("Rustc", "//p:c", ("rustc",), ("bin/c",)),
+        ]
+    )
+    graph.link()
+    order = [action.primary_output for action in graph.topological_order()]
+    assert order == ["bin/c", "bin/m", "bin/b", "bin/z", "bin/a"]
+    assert order == list(nx.lexicographical_topological_sort(networkx_graph(graph)))
 
+
+def test_critical_paths_and_cycles() -> None:
     graph = small_graph()
     remaining = graph.remaining_critical_path(lambda a: 1.0)
     assert remaining == {"bin/a": 3.0, "bin/b": 2.0, "bin/c": 2.0, "bin/d": 1.0, "bin/e": 1.0}
@@ -433,6 +457,8 @@ def test_critical_paths_and_cycles() -> None:
     cyclic.link()
     with pytest.raises(nx.NetworkXUnfeasible):
         cyclic.remaining_critical_path(lambda a: 1.0)
+    with pytest.raises(nx.NetworkXUnfeasible):
+        cyclic.topological_order()
 
 
 def test_file_digests_are_saved_only_when_changed(tmp_path: Path) -> None:
