@@ -51,12 +51,16 @@ class TargetSummary:
 
 @dataclass
 class AnalysisResult:
+    """What analysis made. Held as plain strings and tuples: a warm command reads it back from the load cache,
+    and 22,000 labels and 10,000 summaries as objects took ~0.04 s of that at 10,000 targets."""
+
     config: BuildConfig
     actions: ActionGraph
-    targets: dict[Label, TargetSummary]
-    # Every target analysis reached, source files included. Analysis never imports networkx (~0.15 s),
-    # nor does reading this result back from the load cache.
-    closure: tuple[Label, ...]
+    summaries: dict[str, tuple[list[str], str | None, list[str]]]  # label text -> files, executable, runfiles
+    closure: tuple[str, ...]  # label text of every target analysis reached, source files included
+
+    def summary(self, label: Label) -> TargetSummary:
+        return TargetSummary(*self.summaries[str(label)])
 
 
 class Analysis:
@@ -87,11 +91,12 @@ class Analysis:
         cached = self._from_cache(key)
         if cached is not None:
             return cached
-        result = self._analyze(labels)
-        self._store(key, result)
+        result, closure = self._analyze(labels)
+        self._store(key, result, closure)
         return result
 
-    def _analyze(self, labels: list[Label]) -> AnalysisResult:
+    def _analyze(self, labels: list[Label]) -> tuple[AnalysisResult, list[Label]]:
+        """The result, and the labels of every target it reached."""
         nodes, order, edges = self._target_graph(labels)
         toolchains = self._toolchains_by_target(nodes)
         for repo in sorted({label.repo for label in order if label.repo}):
@@ -117,12 +122,8 @@ class Analysis:
         except PybuildError as error:
             raise self._in_current_target(error) from None
         self.actions.link()
-        return AnalysisResult(
-            self.config,
-            self.actions,
-            {parse_label(k): TargetSummary(**v) for k, v in summaries.items()},
-            tuple(nodes),
-        )
+        found = {label: (v["files"], v["executable"], v["runfiles"]) for label, v in summaries.items()}
+        return AnalysisResult(self.config, self.actions, found, tuple(map(str, nodes))), nodes
 
     # The load cache ----------------------------------------------------------------------------------
 
@@ -144,12 +145,12 @@ class Analysis:
         result.config = self.config
         return result
 
-    def _store(self, key: str, result: AnalysisResult) -> None:
+    def _store(self, key: str, result: AnalysisResult, closure: list[Label]) -> None:
         packages = self.loader.loaded_packages()
         if None in packages.values():
             return  # a package the cache cannot vouch for (see PackageLoader._build_context)
-        sources = [label for label in result.closure if not self.loader.target(label).is_rule]
-        repositories = {label.repo for label in result.closure if label.repo}
+        sources = [label for label in closure if not self.loader.target(label).is_rule]
+        repositories = {label.repo for label in closure if label.repo}
         result.actions.token = uuid.uuid4().hex  # this result, wherever it is read again
         self.loader.load_cache.store_analysis(key, packages, sources, repositories, result)
 

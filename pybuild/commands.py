@@ -283,7 +283,7 @@ def worker_command(args: Namespace) -> int:
 
 
 def _wanted_files(analysis: AnalysisResult, label: Label) -> list[str]:
-    summary = analysis.targets[label]
+    summary = analysis.summary(label)
     return [*summary.files, *summary.runfiles]
 
 
@@ -303,7 +303,7 @@ def run_command(args: Namespace) -> int:
     if len(outcome.labels) != 1:
         raise UsageError(f"run needs exactly one target; '{target}' names {len(outcome.labels)}")
     label = outcome.labels[0]
-    summary = outcome.analysis.targets[label]
+    summary = outcome.analysis.summary(label)
     if summary.executable is None:
         raise UsageError(f"cannot run {label}: it is not executable (not a rust_binary or rust_test)")
     runfiles = create_runfiles(outcome.workspace_root, summary.executable, summary.runfiles)
@@ -356,7 +356,7 @@ def determinism_command(args: Namespace) -> int:
     if not outcome.ok:
         return 1
     graph = outcome.analysis.actions
-    owners = {str(label) for label in outcome.analysis.closure}
+    owners = set(outcome.analysis.closure)
     crates = determinism.crate_actions(graph, owners)
     rustc = str(outcome.workspace_root / determinism.rustc_of(next(iter(crates.values()))[0]))
     checks = [

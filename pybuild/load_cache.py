@@ -78,7 +78,7 @@ class _AnalysisEntry:
     fingerprint: str
     key: str
     packages: tuple[tuple[tuple[str, str], str], ...]  # (repo, package) -> PackageRecord.key
-    source_files: tuple[Label, ...]
+    source_files: tuple[tuple[str, str, str], ...]  # labels as plain (repo, package, name): cheaper to read back
     repositories: tuple[str, ...]  # external repositories the result's actions name
     result: Any  # AnalysisResult
 
@@ -206,12 +206,12 @@ class LoadCache:
         return _digest(repr((self.fingerprint(), *parts)))
 
     def lookup_analysis(
-        self, key: str, package_key: Callable[[str, str], str | None], is_source_file: Callable[[Label], bool]
+        self, key: str, package_key: Callable[[str, str], str | None], is_source_file: Callable[[str, str, str], bool]
     ) -> tuple[Any, tuple[str, ...]] | None:
         """(result, external repositories) of an analysis with this key whose inputs are all unchanged.
 
         `package_key` loads a package (through the package cache) and returns its record key;
-        `is_source_file` tells whether a label still names a source file.
+        `is_source_file(repo, package, name)` tells whether a label still names a source file.
         """
         if not self.enabled:
             return None
@@ -221,7 +221,7 @@ class LoadCache:
         try:
             if any(package_key(repo, name) != recorded for (repo, name), recorded in entry.packages):
                 return None
-            if not all(is_source_file(label) for label in entry.source_files):
+            if not all(is_source_file(*label) for label in entry.source_files):
                 return None
         except PybuildError:
             return None  # the analysis without the cache reports it
@@ -241,7 +241,7 @@ class LoadCache:
             self.fingerprint(),
             key,
             tuple(sorted(packages.items())),
-            tuple(sorted(source_files)),
+            tuple(sorted(tuple(label) for label in source_files)),
             tuple(sorted(repositories)),
             result,
         )

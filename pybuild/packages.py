@@ -247,8 +247,8 @@ class PackageLoader:
     def target(self, label: Label) -> Target:
         return self.package(label.repo, label.package).target(label.name)
 
-    def is_source_file(self, label: Label) -> bool:
-        return self.package(label.repo, label.package).names_source_file(label.name)
+    def is_source_file(self, repo: str, package: str, name: str) -> bool:
+        return self.package(repo, package).names_source_file(name)
 
     def offer_listings(self, repo: str, listings: dict[str, list[str]]) -> None:
         """File listings of packages not loaded yet, made by a walk of the workspace (find_packages)."""

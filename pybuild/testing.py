@@ -48,7 +48,7 @@ def run_tests(outcome, loader, tests: list[Label], test_output: str, jobs: int) 
     digests = FileDigests(str(root))
 
     def run_one(label: Label) -> TestRun:
-        summary = outcome.analysis.targets[label]
+        summary = outcome.analysis.summary(label)
         env = dict(loader.loader.target(label).attrs.get("env") or {})
         key = _test_key(digests, summary.executable, summary.runfiles, env)
         marker = cache_dir / key
