@@ -13,11 +13,14 @@ cache of pybuild-out/cache/loading, its loading snapshot included, filled by the
 nothing changed since).
 
 Results go to bench/results/loading.json. `--profile cprofile|pyinstrument` then profiles one more
-loading run (cold unless --profile-warm).
+loading run (cold unless --profile-warm). `--against REV` also runs warm loading + analysis of this tree
+and of git revision REV alternately (--against-pairs pairs) and reports the per-pair ratios: on a machine
+whose speed drifts, the fair way to tell whether a change made it faster.
 
     python bench/loading.py                          # 2,000 packages x 5 targets in a temp dir
     python bench/loading.py --workspace /tmp/ws      # generate once into /tmp/ws, reuse it afterwards
     python bench/loading.py --runs 5 --profile cprofile
+    python bench/loading.py --workspace /tmp/ws --analysis-runs 3 --against HEAD~3
 """
 
 from __future__ import annotations
@@ -187,14 +190,51 @@ def measure_api(
 ) -> list[dict[str, Any]]:
     results = []
     for index in range(warmup + runs):
-        run = run_child([sys.executable, "-c", CHILD_SCRIPT, str(root), mode], root, cache_environment(warm))
-        _check(run, f"{mode} through the API")
-        record = json.loads(run.stdout.splitlines()[-1]) | {"process_wall_s": run.wall_s}
-        if record["labels"] != expected:
-            raise SystemExit(f"resolve_patterns returned {record['labels']} labels, expected {expected}")
+        record = api_run(root, expected, cache_environment(warm), mode)
         if index >= warmup:
             results.append(record)
     return results
+
+
+def api_run(root: Path, expected: int, env: dict[str, str], mode: str) -> dict[str, Any]:
+    """One run of CHILD_SCRIPT on `root`: its JSON record, with the process's wall time."""
+    run = run_child([sys.executable, "-c", CHILD_SCRIPT, str(root), mode], root, env)
+    _check(run, f"{mode} through the API")
+    record = json.loads(run.stdout.splitlines()[-1]) | {"process_wall_s": run.wall_s}
+    if record["labels"] != expected:
+        raise SystemExit(f"resolve_patterns returned {record['labels']} labels, expected {expected}")
+    return record
+
+
+def measure_against(root: Path, expected: int, revision: str, pairs: int, scratch: Path) -> dict[str, Any]:
+    """Warm loading + analysis of this tree and of `revision`, alternating run by run.
+
+    This machine's speed drifts within minutes, so medians taken minutes apart compare badly; pairs of runs
+    taken back to back do not. `revision` runs from a temporary git worktree on its own copy of the workspace
+    (each keeps its own load cache), both with the tree they measure first on PYTHONPATH.
+    """
+    tree, copy = scratch / "against-tree", scratch / "against-workspace"
+    git = ["git", "-C", str(BENCH_DIR.parent)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(tree), revision], check=True, capture_output=True)
+    try:
+        shutil.copytree(root, copy, symlinks=True, ignore=shutil.ignore_patterns("pybuild-out", "pybuild-bin"))
+        sides = {"this": (root, BENCH_DIR.parent), revision: (copy, tree)}
+        runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+        for index in range(pairs + 1):  # the first pair fills both load caches
+            for side, (workspace, code) in sides.items():
+                env = cache_environment(True) | {"PYTHONPATH": str(code)}
+                record = api_run(workspace, expected, env, "analyze")
+                if index:
+                    runs[side].append(record)
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False, capture_output=True)
+    this, other = ([r["loading_s"] for r in runs[side]] for side in sides)
+    return {
+        "revision": revision,
+        "this": api_result(expected, runs["this"]),
+        "against": api_result(expected, runs[revision]),
+        "ratio_this_to_against": summary([a / b for a, b in zip(this, other, strict=True)]),
+    }
 
 
 def profile_loading(root: Path, profiler: str, top: int, warm: bool) -> Path:
@@ -328,6 +368,19 @@ def print_report(result: dict[str, Any]) -> None:
         f"Aims: {result['aim_targets_per_s']:,} targets/s (loading + analysis), "
         f"peak RSS <= {result['aim_peak_rss_mib']} MiB"
     )
+    if "against" in result:
+        _print_against(targets, result["against"])
+
+
+def _print_against(targets: int, against: dict[str, Any]) -> None:
+    pairs = against["ratio_this_to_against"]
+    print(f"\nWarm loading + analysis, {len(pairs['runs'])} alternating pairs against {against['revision']}:")
+    for side in ("this", "against"):
+        seconds, rss = against[side]["loading_s"]["median"], against[side]["peak_rss_mib"]["median"]
+        name = "this tree" if side == "this" else against["revision"]
+        print(f"  {name:<20}{seconds:8.3f} s median  {targets / seconds:>8,.0f} targets/s   peak RSS {rss:6.1f} MiB")
+    runs = " ".join(f"{r:.3f}" for r in pairs["runs"])
+    print(f"  this / {against['revision']} per pair: median {pairs['median']:.3f} ({runs})")
 
 
 def _print_rows(name: str, value: dict[str, Any]) -> None:
@@ -370,6 +423,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-warm", action="store_true", help="profile with the load cache filled")
     parser.add_argument("--top", type=int, default=25, help="hotspots to print with --profile cprofile")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "loading.json")
+    parser.add_argument("--against", metavar="REV", help="also compare warm loading + analysis with this git revision")
+    parser.add_argument("--against-pairs", type=int, default=10, help="alternating run pairs for --against")
     args = parser.parse_args(argv)
     if args.runs < 3:
         parser.error("--runs must be at least 3")
@@ -391,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs = args.analysis_runs
                 measured[f"api_analysis_{cache}"] = measure_api(root, expected, runs, 1, warm, "analyze")
         result = build_result(manifest | {"path": str(root)}, measured, state_before)
+        if args.against:
+            result["against"] = measure_against(root, expected, args.against, args.against_pairs, Path(scratch))
         print_report(result)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
