@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import heapq
 import json
 from collections.abc import Callable, Iterable, Mapping
 
 from action_graph.action import Action
-from action_graph.list_schedule import dependencies_first, longest_remaining
+from action_graph.list_schedule import dependencies_first, longest_remaining, smallest_first
 
 
 class OutputConflictError(ValueError):
@@ -148,19 +147,9 @@ class ActionGraph:
     def topological_order(self) -> list[Action]:
         """Dependencies first, the smallest primary output first among those ready: networkx's
         lexicographical_topological_sort, without making a networkx graph of millions of edges."""
-        waiting = {node: len(preds) for node, preds in self._pred.items()}
-        ready = [node for node, count in waiting.items() if count == 0]
-        heapq.heapify(ready)
-        order = []
-        while ready:
-            node = heapq.heappop(ready)
-            order.append(self._actions[node])
-            for successor in self._succ[node]:
-                waiting[successor] -= 1
-                if waiting[successor] == 0:
-                    heapq.heappush(ready, successor)
+        order = smallest_first({node: len(preds) for node, preds in self._pred.items()}, self._succ, str)
         self._reject_cycle(order)
-        return order
+        return [self._actions[node] for node in order]
 
     def _topological_sort(self) -> list[str]:
         """Dependencies first (Kahn's algorithm); a cycle raises as networkx's topological_sort does."""
@@ -168,7 +157,7 @@ class ActionGraph:
         self._reject_cycle(order)
         return order
 
-    def _reject_cycle(self, order: list[str] | list[Action]) -> None:
+    def _reject_cycle(self, order: list[str]) -> None:
         """An order that left nodes out met a cycle: raise as networkx's topological sorts do."""
         if len(order) != len(self._actions):
             import networkx

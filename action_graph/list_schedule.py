@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 Node = TypeVar("Node", bound=Hashable)
 
@@ -37,6 +37,25 @@ def dependencies_first(waiting: dict[Node, int], successors: Mapping[Node, Seque
             waiting[successor] -= 1
             if waiting[successor] == 0:
                 order.append(successor)
+    return order
+
+
+def smallest_first(
+    waiting: dict[Node, int], successors: Mapping[Node, Sequence[Node]], key: Callable[[Node], Any]
+) -> list[Node]:
+    """Kahn's algorithm taking, among the nodes free to go next, the one with the smallest key (no two nodes
+    may share one): networkx's lexicographical_topological_sort. `waiting` holds each node's number of
+    predecessors and is used up. Nodes on a cycle, or after one, are left out."""
+    ready = [(key(node), node) for node, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        node = heapq.heappop(ready)[1]
+        order.append(node)
+        for successor in successors[node]:
+            waiting[successor] -= 1
+            if waiting[successor] == 0:
+                heapq.heappush(ready, (key(successor), successor))
     return order
 
 

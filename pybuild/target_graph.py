@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -178,17 +177,7 @@ def dependencies_first(nodes: list[Label], edges: list[tuple[Label, Label]]) -> 
     reversed, which analysis always used: the same order, without networkx. Nodes on a cycle, and those
     depending on one, are missing from the result."""
     successors, waiting = _adjacency(nodes, edges)
-    ready = [(str(node), node) for node, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        node = heapq.heappop(ready)[1]
-        order.append(node)
-        for successor in successors[node]:
-            waiting[successor] -= 1
-            if waiting[successor] == 0:
-                heapq.heappush(ready, (str(successor), successor))
-    return order[::-1]
+    return list_schedule.smallest_first(waiting, successors, str)[::-1]
 
 
 def _adjacency(
