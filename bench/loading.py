@@ -218,7 +218,7 @@ def measure_against(root: Path, expected: int, revision: str, pairs: int, scratc
     subprocess.run([*git, "worktree", "add", "--detach", str(tree), revision], check=True, capture_output=True)
     try:
         shutil.copytree(root, copy, symlinks=True, ignore=shutil.ignore_patterns("pybuild-out", "pybuild-bin"))
-        sides = {"this": (root, BENCH_DIR.parent), revision: (copy, tree)}
+        sides = {"this": (root, BENCH_DIR.parent), "against": (copy, tree)}
         runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
         for index in range(pairs + 1):  # the first pair fills both load caches
             for side, (workspace, code) in sides.items():
@@ -232,7 +232,7 @@ def measure_against(root: Path, expected: int, revision: str, pairs: int, scratc
     return {
         "revision": revision,
         "this": api_result(expected, runs["this"]),
-        "against": api_result(expected, runs[revision]),
+        "against": api_result(expected, runs["against"]),
         "ratio_this_to_against": summary([a / b for a, b in zip(this, other, strict=True)]),
     }
 
