@@ -1,10 +1,13 @@
 """rust_toolchain: the compiler and what rules need to know about it."""
 
 def _rust_toolchain_impl(ctx):
+    rustc_lib = depset(ctx.files.rustc_lib)
     return [platform_common.ToolchainInfo(
         rustc = ctx.file.rustc,
         rustdoc = ctx.file.rustdoc,
-        rustc_lib = depset(ctx.files.rustc_lib),
+        rustc_lib = rustc_lib,
+        # What a rustc action needs of the toolchain: one depset that every action shares.
+        all_files = depset([ctx.file.rustc], transitive = [rustc_lib]),
         target_cfg = ctx.file.target_cfg,
         sysroot = ctx.attr.sysroot,
         target_triple = ctx.attr.target_triple,

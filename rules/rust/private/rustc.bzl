@@ -75,23 +75,33 @@ def _dependency_view(deps, use_metadata):
     directories = {f.dirname: None for f in files.to_list()}
     return externs, list(directories), files
 
-def _run_rustc(ctx, toolchain, crate, mnemonic, arguments, dependency_files, outputs, env, wrapper_flags,
-               execution_requirements = {}):
-    """rustc always runs under the process wrapper: it substitutes ${pwd} (see process_wrapper.py)."""
+def _invocation(crate, dependency_files, env):
+    """What every rustc action of the crate shares: its inputs (one depset, so the host flattens them once),
+    its environment and the process wrapper's flags for the crate's build script results."""
+    wrapper_flags = []
     extra_inputs = crate.compile_data + [crate.root]
     build_info = crate.build_info
     if build_info != None:
         # The crate's build script results, fed to both the metadata and the full action.
-        wrapper_flags = wrapper_flags + ["--arg-file", build_info.rustc_flags.path, "--env-file", build_info.rustc_env.path]
+        wrapper_flags = ["--arg-file", build_info.rustc_flags.path, "--env-file", build_info.rustc_env.path]
         env = dict(env, OUT_DIR = "${pwd}/" + build_info.out_dir.path)
         extra_inputs = extra_inputs + [build_info.out_dir, build_info.rustc_flags, build_info.rustc_env]
+    return struct(
+        inputs = depset(crate.srcs + extra_inputs, transitive = [dependency_files]),
+        env = dict(env, PATH = _ACTION_PATH),
+        wrapper_flags = wrapper_flags,
+    )
+
+def _run_rustc(ctx, toolchain, crate, invocation, mnemonic, arguments, outputs, wrapper_flags = [],
+               execution_requirements = {}):
+    """rustc always runs under the process wrapper: it substitutes ${pwd} (see process_wrapper.py)."""
     ctx.actions.run(
         executable = crate.process_wrapper,
-        arguments = wrapper_flags + ["--", toolchain.rustc.path] + arguments,
-        inputs = depset(crate.srcs + extra_inputs, transitive = [dependency_files]),
-        tools = depset([toolchain.rustc], transitive = [toolchain.rustc_lib]),
+        arguments = wrapper_flags + invocation.wrapper_flags + ["--", toolchain.rustc.path] + arguments,
+        inputs = invocation.inputs,
+        tools = toolchain.all_files,
         outputs = outputs,
-        env = dict(env, PATH = _ACTION_PATH),
+        env = invocation.env,
         mnemonic = mnemonic,
         progress_message = "Compiling Rust %s %s (%s)" % (crate.type, crate.name, mnemonic),
         execution_requirements = execution_requirements,
@@ -162,21 +172,23 @@ def compile_crate(ctx, toolchain, crate, deps):
         return rustc_arguments(crate, compilation_mode, emit, externs, search_dirs, extra + more)
 
     link_wrapper_flags = [flag for f in link_flags for flag in ["--arg-file", f.path]] if crate.type != "rlib" else []
+    invocation = _invocation(crate, dep_files, env)
 
     if mode == "hollow":
         # Once the full rlib is built, pybuild may cut this hollow rlib from it instead (see rlib.py).
-        _run_rustc(ctx, toolchain, crate, "RustcMetadata", arguments("link=" + metadata.path, ["-Zno-codegen"]),
-                   dep_files, [metadata], env, [], {"hollow-rlib-of": output.path})
-        _run_rustc(ctx, toolchain, crate, "Rustc", arguments("link=" + output.path, []), dep_files, [output], env, [])
+        _run_rustc(ctx, toolchain, crate, invocation, "RustcMetadata",
+                   arguments("link=" + metadata.path, ["-Zno-codegen"]), [metadata],
+                   execution_requirements = {"hollow-rlib-of": output.path})
+        _run_rustc(ctx, toolchain, crate, invocation, "Rustc", arguments("link=" + output.path, []), [output])
     elif mode == "rmeta":
         json_flags = ["--error-format=json", "--json=artifacts"]
-        _run_rustc(ctx, toolchain, crate, "RustcMetadata", arguments(_rmeta_emit(metadata.dirname, crate), json_flags),
-                   dep_files, [metadata], env, ["--rustc-quit-on-rmeta", "--render-json-diagnostics"],
-                   _early_rmeta(output, crate))
-        _run_rustc(ctx, toolchain, crate, "Rustc", arguments(_rmeta_emit(output.dirname, crate), json_flags),
-                   dep_files, [output], env, ["--render-json-diagnostics"])
+        _run_rustc(ctx, toolchain, crate, invocation, "RustcMetadata",
+                   arguments(_rmeta_emit(metadata.dirname, crate), json_flags), [metadata],
+                   ["--rustc-quit-on-rmeta", "--render-json-diagnostics"], _early_rmeta(output, crate))
+        _run_rustc(ctx, toolchain, crate, invocation, "Rustc", arguments(_rmeta_emit(output.dirname, crate), json_flags),
+                   [output], ["--render-json-diagnostics"])
     else:
-        _run_rustc(ctx, toolchain, crate, "Rustc", arguments("link=" + output.path, []), dep_files, [output], env,
+        _run_rustc(ctx, toolchain, crate, invocation, "Rustc", arguments("link=" + output.path, []), [output],
                    link_wrapper_flags)
 
     crate_info = CrateInfo(
