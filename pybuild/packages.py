@@ -211,9 +211,11 @@ class PackageLoader:
         children]; negative while a .bzl file's top level runs, where the depset is frozen with its module,
         so bzl_prelude.bzl computes its items at once instead of on first use."""
         paths, children = json.loads(node_json)
-        node = next(self._ids)
-        if self.host.loading_bzl:
-            node = -node
+        return self.new_depset_node(paths, children, frozen=self.host.loading_bzl)
+
+    def new_depset_node(self, paths: list[str] | None, children: list[int], frozen: bool = False) -> int:
+        """Register a depset node; its id (negative for one frozen with a .bzl module)."""
+        node = -next(self._ids) if frozen else next(self._ids)
         self.depsets.add(node, paths, children)
         return node
 

@@ -2,7 +2,7 @@
 # Python hands over targets in dependency order as plain data and receives, per target, the files
 # it provides; actions reach Python through host_register_action as they are created.
 
-load(":bzl_prelude.bzl", "DefaultInfo", "ToolchainInfo", "depset")
+load(":bzl_prelude.bzl", "DefaultInfo", "ToolchainInfo", "depset", "pybuild_depset_of_node")
 
 def _split(path):
     if "/" in path:
@@ -210,11 +210,14 @@ def _attr_value(kind, value, analyzed):
 def _default_files(target):
     return target[DefaultInfo].files.to_list() if DefaultInfo in target else []
 
-def _make_ctx(target, analyzed, config, toolchains):
-    attrs, files, file, executable = {}, {}, {}, {}
-    for name, value in target["attrs"].items():
-        kind = target["dep_attrs"].get(name)
-        attrs[name] = _attr_value(kind, value, analyzed) if kind != None else value
+def _make_ctx(target, rule, analyzed, config, toolchains):
+    attrs = {"name": target["label_parts"]["name"]}
+    attrs.update(rule["defaults"])
+    attrs.update(target["attrs"])
+    files, file, executable = {}, {}, {}
+    for name, kind in rule["dep_attrs"].items():
+        value = attrs[name]
+        attrs[name] = _attr_value(kind, value, analyzed)
         if kind == "label":
             dep_files = _default_files(attrs[name]) if value != None else []
             files[name] = dep_files
@@ -243,7 +246,8 @@ def _make_ctx(target, analyzed, config, toolchains):
 
 def _source_target(target):
     f = make_file(target["path"], target["short_path"], target["label"], True)
-    return {DefaultInfo: DefaultInfo(files = depset([f]), runfiles = _runfiles([f]))}
+    files = pybuild_depset_of_node(target["node"], [f])  # the host made the node (see Analysis._target_data)
+    return {DefaultInfo: DefaultInfo(files = files, runfiles = _wrap_runfiles(files))}
 
 def _collect(providers, target):
     if type(providers) == "struct":
@@ -270,19 +274,22 @@ def _summary(target):
         "runfiles": [f.path for f in runfiles.files.to_list()] if runfiles != None else [],
     }
 
-def analysis_state(rules, config):
-    """What analyze() keeps between its calls: the rules by the host's ids, and every analyzed target.
+def analysis_state(rules, rule_data, config):
+    """What analyze() keeps between its calls: the rules by the host's ids, what their targets share (JSON:
+    [[rule id, {dep_attrs, defaults}], ...]), and every analyzed target.
 
     The host's id of each rule class (a target's "rule_id") need not be the one rule() was given in this
     process (rule classes may come from the load cache).
     """
     infos = {rule_id: rule_function(_pybuild_rule_info = True) for rule_id, rule_function in rules.items()}
-    return struct(infos = infos, config = config, analyzed = {})
+    shared = {rule_id: data for rule_id, data in json.decode(rule_data)}
+    return struct(infos = infos, rules = shared, config = config, analyzed = {})
 
-def analyze(state, chunk):
+def analyze(state, chunk_json):
     """Analyze the chunk's targets (dependencies first, after those of earlier calls); return
     {label: summary} for the rule targets. Then forget the targets the chunk names as released: no
     later chunk reads them."""
+    chunk = json.decode(chunk_json)
     analyzed = state.analyzed
     summaries = {}
     for target in chunk["targets"]:
@@ -293,7 +300,7 @@ def analyze(state, chunk):
         toolchains = {}
         for type_name, toolchain_label in target["toolchains"].items():
             toolchains[type_name] = analyzed[toolchain_label][ToolchainInfo]
-        ctx = _make_ctx(target, analyzed, state.config, toolchains)
+        ctx = _make_ctx(target, state.rules[target["rule_id"]], analyzed, state.config, toolchains)
         result = _collect(state.infos[target["rule_id"]].implementation(ctx), target)
         analyzed[target["label"]] = result
         summaries[target["label"]] = _summary(result)

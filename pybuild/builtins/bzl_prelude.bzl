@@ -190,6 +190,10 @@ def depset(direct = None, order = "default", transitive = None, items = None):
         _items(node)  # made while a .bzl file loads: frozen with its module before anything could memoize
     return _wrap(node, order)
 
+def pybuild_depset_of_node(node_id, direct):
+    """A depset of `direct` alone whose node the host has made already, as `node_id`."""
+    return _wrap(struct(id = node_id, direct = direct, transitive = [], memo = {}), "default")
+
 def _wrap(node, order):
     empty = not node.direct and not node.transitive
     return struct(
