@@ -14,7 +14,7 @@ from action_graph.graph import ActionGraph, OutputConflictError
 from pybuild.errors import PybuildError
 from pybuild.gc_pause import collector_paused
 from pybuild.labels import Label, parse_label
-from pybuild.packages import Target, starlark_value
+from pybuild.packages import starlark_value
 from pybuild.rules import MISSING, RuleClass
 from pybuild.target_graph import TargetGraphLoader, dependencies_first, reject_cycles
 from pybuild.workspace import OUTPUT_DIR_NAME
@@ -73,7 +73,7 @@ class Analysis:
         self.workspace = self.loader.workspace
         self.config = config
         self.actions = ActionGraph()
-        self._current: Target | None = None
+        self._current: str | None = None  # the label of the target being analyzed
         self._resolved_toolchains: dict[Label, Label] = {}
         self._depsets = self.loader.depsets
         self._strings = self._depsets.strings
@@ -82,7 +82,6 @@ class Analysis:
         self.loader.host.add_host_functions(
             {
                 "host_begin_target": self._begin_target,
-                "host_declare_output": self._declare_output,
                 "host_register_action": self._register_action,
             }
         )
@@ -247,17 +246,13 @@ class Analysis:
     # Host functions --------------------------------------------------------------------------------
 
     def _begin_target(self, label: str) -> None:
-        self._current = self.loader.target(parse_label(label))
-
-    def _declare_output(self, path: str, is_directory: bool) -> None:
-        if not path.startswith(self.config.bin_dir + "/"):
-            raise PybuildError(f"declared output '{path}' is outside the output directory")
+        self._current = label  # its Target is looked up only for an error (see _in_current_target)
 
     def _register_action(self, spec: str | dict[str, Any]) -> None:
         if isinstance(spec, str):
             spec = json.loads(spec)  # analysis.bzl sends the action as one JSON text (faster)
         assert isinstance(spec, dict)
-        owner = str(self._current.label) if self._current else "<unknown>"
+        owner = self._current or "<unknown>"
         outputs = self._interned(spec["outputs"])
         if not outputs:
             raise PybuildError(f"action {spec['mnemonic']} of {owner} declares no outputs")
@@ -304,8 +299,8 @@ class Analysis:
         this saves memory and makes the pickled analysis (the load cache) small."""
         strings = self._strings
         values = tuple(values)
-        if all(type(v) is str for v in values):
-            return tuple(map(strings.setdefault, values, values))  # the usual case, without a Python loop
+        if set(map(type, values)) <= {str}:  # the usual case, checked and done without a Python loop
+            return tuple(map(strings.setdefault, values, values))
         return tuple(strings.setdefault(v, v) if type(v) is str else v for v in values)
 
     def _environment(self, env: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -317,10 +312,9 @@ class Analysis:
     def _in_current_target(self, error: PybuildError) -> PybuildError:
         if self._current is None:
             return error
+        target = self.loader.target(parse_label(self._current))
         location = f" ({error.where})" if error.where else ""
-        return PybuildError(
-            f"in {self._current.description} {self._current.label}: {error.message}{location}", self._current.location
-        )
+        return PybuildError(f"in {target.description} {target.label}: {error.message}{location}", target.location)
 
 
 def _released_after_chunk(order: list[Label], edges: list[tuple[Label, Label]]) -> dict[int, list[str]]:

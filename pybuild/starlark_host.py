@@ -58,7 +58,7 @@ _BUILTIN_HOST_FUNCTIONS = {
     ),
     "bzl_api.bzl": ("glob", "package_name", "repository_name", "exports_files", "existing_rules"),
     "build_api.bzl": _BUILD_NATIVES,
-    "analysis.bzl": ("host_begin_target", "host_declare_output", "host_register_action"),
+    "analysis.bzl": ("host_begin_target", "host_register_action"),
 }
 # A top-level assignment: only names bound at column 0 can be exported rules or providers.
 _TOP_LEVEL_ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)\s*=(?!=)", re.M)

@@ -209,6 +209,19 @@ CASES = {
         ["build", "//app"],
         ["app/BUILD.bazel:2", "two crates named 'util'", "//a:util", "//b:util"],
     ),
+    "output_outside_output_directory": Case(
+        {
+            "s/defs.bzl": "def _impl(ctx):\n"
+            "    out = ctx.actions.declare_file('out.txt', sibling = ctx.file.src)\n"
+            "    ctx.actions.write(out, 'x')\n"
+            "    return [DefaultInfo(files = depset([out]))]\n"
+            "sibling = rule(implementation = _impl, attrs = {'src': attr.label(allow_single_file = True)})\n",
+            "s/BUILD.bazel": 'load(":defs.bzl", "sibling")\nsibling(name = "s", src = "in.txt")\n',
+            "s/in.txt": "",
+        },
+        ["build", "//s"],
+        ["s/BUILD.bazel:2", "//s:s", "declared output 's/out.txt' is outside the output directory"],
+    ),
     "unknown_flag": Case(_lib(), ["build", "//lib", "--frobnicate"], ["--frobnicate"], exit_code=2),
     "bad_flag_value": Case(_lib(), ["build", "//lib", "--jobs=zero"], ["--jobs", "zero"], exit_code=2),
     "bad_boolean_flag_value": Case(

@@ -145,7 +145,8 @@ def _actions(target, bin_dir):
         directory = sibling.dirname if sibling != None else package_dir
         path = directory + "/" + filename
         short_path = path[len(bin_dir) + 1:]
-        host_declare_output(path, is_directory)
+        if not path.startswith(bin_dir + "/"):
+            fail("declared output '%s' is outside the output directory" % path)
         return make_file(path, short_path, target["label"], False, bin_dir, is_directory)
 
     def declare_file(filename, sibling = None):
