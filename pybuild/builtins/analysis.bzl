@@ -54,12 +54,13 @@ def _input_refs(value):
 def _expand_args(arguments):
     out = []
     for argument in arguments:
-        if type(argument) == "struct" and hasattr(argument, "pybuild_args"):
-            out.extend(argument.expand())
-        elif type(argument) == "struct" and hasattr(argument, "path"):
-            out.append(argument.path)
-        elif type(argument) == "string":
+        kind = type(argument)
+        if kind == "string":  # first: nearly every argument is one
             out.append(argument)
+        elif kind == "struct" and hasattr(argument, "pybuild_args"):
+            out.extend(argument.expand())
+        elif kind == "struct" and hasattr(argument, "path"):
+            out.append(argument.path)
         else:
             fail("ctx.actions.run: arguments must be strings, Files or Args, got %s" % type(argument))
     return out

@@ -154,6 +154,8 @@ def _merge(node):
 
 def _items(root):
     """The node's items (not to be mutated: the list may be shared)."""
+    if "items" in root.memo:
+        return root.memo["items"]  # most calls: a dependency's files, read again by each of its dependents
     stack = [root]
     for _ in range(_MAX_STEPS):
         if not stack:
