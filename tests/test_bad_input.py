@@ -130,7 +130,7 @@ CASES = {
             "b/lib.rs": "",
         },
         ["build", "//a"],
-        ["cycle in dependency graph", "//a:a", "//b:b"],
+        ["cycle in dependency graph: //a:a -> //b:b -> //a:a"],
     ),
     "toolchain_cycle": Case(
         {
