@@ -54,7 +54,9 @@ class ActionGraph:
             parent = output
             while "/" in parent:
                 parent = parent.rsplit("/", 1)[0]
-                self._directories.setdefault(parent, output)
+                if parent in self._directories:
+                    break  # and so are the directories above it
+                self._directories[parent] = output
         node = action.primary_output
         if node not in self._actions:
             self._succ[node], self._pred[node] = [], ()
