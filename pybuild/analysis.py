@@ -79,7 +79,7 @@ class Analysis:
         self._strings = self._depsets.strings
         self._input_lists: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._inputs_by_refs: dict[tuple[str | int, ...], tuple[str, ...]] = {}
-        self._environments: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
+        self._last_environment: tuple[dict[str, str] | None, tuple[tuple[str, str], ...]] = (None, ())
         self.loader.host.add_host_functions(
             {
                 "host_begin_target": self._begin_target,
@@ -313,13 +313,11 @@ class Analysis:
     def _environment(self, env: dict[str, str]) -> tuple[tuple[str, str], ...]:
         """An action's environment, its texts shared: a crate's actions have the same one (made once), and every
         crate the same names (16 of the 238 MiB that 10,000 analyzed targets hold in Python were copies of them)."""
-        key = tuple(env.items())
-        found = self._environments.get(key)
-        if found is None:
+        if env != self._last_environment[0]:  # a crate's actions come one after another: keep only the last
             strings = self._strings
-            found = tuple(sorted((strings.setdefault(k, k), strings.setdefault(v, v)) for k, v in key))
-            self._environments[key] = found
-        return found
+            shared = tuple(sorted((strings.setdefault(k, k), strings.setdefault(v, v)) for k, v in env.items()))
+            self._last_environment = (env, shared)
+        return self._last_environment[1]
 
     def _in_current_target(self, error: PybuildError) -> PybuildError:
         if self._current is None:
