@@ -96,3 +96,38 @@ def test_actions_reading_alike_share_one_inputs_tuple_and_one_producers_tuple(tm
     producers = actions.predecessors()
     assert producers[first.primary_output] == (first.inputs[1],)
     assert producers[first.primary_output] is producers[second.primary_output]
+
+
+SOURCE_FILES_BZL = """\
+def _impl(ctx):
+    src = ctx.attr.src[DefaultInfo]
+    ctx.actions.run(
+        outputs = [ctx.actions.declare_file(ctx.label.name + ".out")],
+        executable = "/bin/true",
+        inputs = depset(ctx.files.extra, transitive = [src.files, src.runfiles.files]),
+    )
+    ctx.actions.write(ctx.actions.declare_file(ctx.label.name + ".txt"), repr([f.path for f in src.files.to_list()]))
+    return []
+
+source_reader = rule(implementation = _impl, attrs = {
+    "src": attr.label(allow_single_file = True),
+    "extra": attr.label_list(allow_files = True),
+})
+"""
+
+
+def test_a_source_files_depsets_reach_action_inputs(tmp_path: Path) -> None:
+    # The host makes a source file's depset node itself (its DefaultInfo files and runfiles share it);
+    # a rule may still hand it to an action as a transitive depset.
+    files = {
+        "pkg/reader.bzl": SOURCE_FILES_BZL,
+        "pkg/BUILD.bazel": 'load(":reader.bzl", "source_reader")\n'
+        'source_reader(name = "t", src = "in.txt", extra = ["extra.txt"])\n',
+        "pkg/in.txt": "",
+        "pkg/extra.txt": "",
+    }
+    graph = TargetGraphLoader(PackageLoader(load_workspace(write_workspace(tmp_path, files))))
+    actions = Analysis(graph, BuildConfig()).run(graph.resolve_patterns(["//pkg:t"])).actions.actions
+    by_mnemonic = {action.mnemonic: action for action in actions}
+    assert by_mnemonic["Action"].inputs == ("pkg/in.txt", "pkg/extra.txt")
+    assert by_mnemonic["FileWrite"].content == '["pkg/in.txt"]'
