@@ -82,11 +82,15 @@ class ActionGraph:
         succ: dict[str, list[str]] = {node: [] for node in self._actions}
         pred: dict[str, tuple[str, ...]] = {}
         distinct: dict[tuple[str, ...], tuple[str, ...]] = {}  # actions reading alike share one tuple
+        by_inputs: dict[int, tuple[str, ...]] = {}  # a crate's actions share their inputs tuple: look it up once
         for node, action in self._actions.items():
-            # Its producers in input order, each once. Inputs hold every crate below, so this is the hot
-            # loop of linking: map() and filter() keep it in C.
-            producers = tuple(dict.fromkeys(filter(None, map(producer_of, action.inputs))))
-            pred[node] = distinct.setdefault(producers, producers)
+            producers = by_inputs.get(id(action.inputs))
+            if producers is None:
+                # Its producers in input order, each once. Inputs hold every crate below, so this is the hot
+                # loop of linking: map() and filter() keep it in C.
+                producers = tuple(dict.fromkeys(filter(None, map(producer_of, action.inputs))))
+                producers = by_inputs[id(action.inputs)] = distinct.setdefault(producers, producers)
+            pred[node] = producers
             for producer in producers:
                 succ[producer].append(node)
         self._succ, self._pred = succ, pred
