@@ -139,7 +139,7 @@ class Analysis:
         return self.loader.load_cache.analysis_key((*parts, settings, module.name, module.registered_toolchains))
 
     def _from_cache(self, key: str) -> AnalysisResult | None:
-        found = self.loader.load_cache.lookup_analysis(key, self.loader.package_key, self.loader.is_source_file)
+        found = self.loader.load_cache.lookup_analysis(key, self.loader.package_key, self.loader.are_source_files)
         if found is None:
             return None
         result, repositories = found

@@ -78,7 +78,9 @@ class _AnalysisEntry:
     fingerprint: str
     key: str
     packages: tuple[tuple[tuple[str, str], str], ...]  # (repo, package) -> PackageRecord.key
-    source_files: tuple[tuple[str, str, str], ...]  # labels as plain (repo, package, name): cheaper to read back
+    # Per package, the names of the source files the analysis read: (repo, package, names). Plain tuples are
+    # cheaper to read back than labels, and a package's files are checked with set operations.
+    source_files: tuple[tuple[str, str, tuple[str, ...]], ...]
     repositories: tuple[str, ...]  # external repositories the result's actions name
     result: Any  # AnalysisResult
 
@@ -206,12 +208,15 @@ class LoadCache:
         return _digest(repr((self.fingerprint(), *parts)))
 
     def lookup_analysis(
-        self, key: str, package_key: Callable[[str, str], str | None], is_source_file: Callable[[str, str, str], bool]
+        self,
+        key: str,
+        package_key: Callable[[str, str], str | None],
+        are_source_files: Callable[[str, str, tuple[str, ...]], bool],
     ) -> tuple[Any, tuple[str, ...]] | None:
         """(result, external repositories) of an analysis with this key whose inputs are all unchanged.
 
         `package_key` loads a package (through the package cache) and returns its record key;
-        `is_source_file(repo, package, name)` tells whether a label still names a source file.
+        `are_source_files(repo, package, names)` tells whether those labels all still name source files.
         """
         if not self.enabled:
             return None
@@ -221,7 +226,7 @@ class LoadCache:
         try:
             if any(package_key(repo, name) != recorded for (repo, name), recorded in entry.packages):
                 return None
-            if not all(is_source_file(*label) for label in entry.source_files):
+            if not all(are_source_files(*files) for files in entry.source_files):
                 return None
         except PybuildError:
             return None  # the analysis without the cache reports it
@@ -241,7 +246,7 @@ class LoadCache:
             self.fingerprint(),
             key,
             tuple(sorted(packages.items())),
-            tuple(sorted(tuple(label) for label in source_files)),
+            _by_package(source_files),
             tuple(sorted(repositories)),
             result,
         )
@@ -278,6 +283,13 @@ class LoadCache:
     def _write(self, path: Path, entry: object) -> None:
         with contextlib.suppress(OSError), atomic_open(path) as handle:  # a full disk costs speed, not correctness
             pickle.dump(entry, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _by_package(labels: Iterable[Label]) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    names: dict[tuple[str, str], list[str]] = {}
+    for label in labels:
+        names.setdefault((label.repo, label.package), []).append(label.name)
+    return tuple((repo, package, tuple(sorted(found))) for (repo, package), found in sorted(names.items()))
 
 
 def _globs_unchanged(globs: tuple[GlobCall, ...], files: list[str]) -> bool:

@@ -109,8 +109,14 @@ class Package:
             f"package '{self.name}' defined by {self.build_file}"
         )
 
-    def names_source_file(self, name: str) -> bool:
-        """Whether target(name) is a source file, without making its target (the load cache asks of thousands)."""
+    def names_source_files(self, names: tuple[str, ...]) -> bool:
+        """Whether target(name) is a source file for each of `names`, without making their targets (the load
+        cache asks of every source file an analysis read)."""
+        if self._file_set.issuperset(names) and self.targets.keys().isdisjoint(names):
+            return True  # the usual case, answered by two set operations: listed files, none a rule's name
+        return all(map(self._names_source_file, names))
+
+    def _names_source_file(self, name: str) -> bool:
         known = self.targets.get(name) or self.exported_files.get(name) or self._sources.get(name)
         return not known.is_rule if known is not None else self._is_source_file(name)
 
@@ -249,8 +255,8 @@ class PackageLoader:
     def target(self, label: Label) -> Target:
         return self.package(label.repo, label.package).target(label.name)
 
-    def is_source_file(self, repo: str, package: str, name: str) -> bool:
-        return self.package(repo, package).names_source_file(name)
+    def are_source_files(self, repo: str, package: str, names: tuple[str, ...]) -> bool:
+        return self.package(repo, package).names_source_files(names)
 
     def offer_listings(self, repo: str, listings: dict[str, list[str]]) -> None:
         """File listings of packages not loaded yet, made by a walk of the workspace (find_packages)."""
