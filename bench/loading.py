@@ -15,17 +15,20 @@ nothing changed since).
 Results go to bench/results/loading.json. `--profile cprofile|pyinstrument` then profiles one more
 loading run (cold unless --profile-warm). `--against REV` also runs warm loading + analysis of this tree
 and of git revision REV alternately (--against-pairs pairs) and reports the per-pair ratios: on a machine
-whose speed drifts, the fair way to tell whether a change made it faster.
+whose speed drifts, the fair way to tell whether a change made it faster. `--against-cache cold` (or
+`both`) compares cold runs that way.
 
     python bench/loading.py                          # 2,000 packages x 5 targets in a temp dir
     python bench/loading.py --workspace /tmp/ws      # generate once into /tmp/ws, reuse it afterwards
     python bench/loading.py --runs 5 --profile cprofile
     python bench/loading.py --workspace /tmp/ws --analysis-runs 3 --against HEAD~3
+    python bench/loading.py --workspace /tmp/ws --analysis-runs 0 --against HEAD~3 --against-cache both
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -206,23 +209,26 @@ def api_run(root: Path, expected: int, env: dict[str, str], mode: str) -> dict[s
     return record
 
 
-def measure_against(root: Path, expected: int, revision: str, pairs: int, scratch: Path) -> dict[str, Any]:
-    """Warm loading + analysis of this tree and of `revision`, alternating run by run.
+def measure_against(
+    root: Path, expected: int, revision: str, pairs: int, scratch: Path, warm: bool = True
+) -> dict[str, Any]:
+    """Loading + analysis (warm, or cold) of this tree and of `revision`, alternating run by run.
 
     This machine's speed drifts within minutes, so medians taken minutes apart compare badly; pairs of runs
     taken back to back do not. `revision` runs from a temporary git worktree on its own copy of the workspace
     (each keeps its own load cache), both with the tree they measure first on PYTHONPATH.
     """
-    tree, copy = scratch / "against-tree", scratch / "against-workspace"
+    cache = "warm" if warm else "cold"
+    tree, copy = scratch / f"against-{cache}-tree", scratch / f"against-{cache}-workspace"
     git = ["git", "-C", str(BENCH_DIR.parent)]
     subprocess.run([*git, "worktree", "add", "--detach", str(tree), revision], check=True, capture_output=True)
     try:
         shutil.copytree(root, copy, symlinks=True, ignore=shutil.ignore_patterns("pybuild-out", "pybuild-bin"))
         sides = {"this": (root, BENCH_DIR.parent), "against": (copy, tree)}
         runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
-        for index in range(pairs + 1):  # the first pair fills both load caches
+        for index in range(pairs + 1):  # the first pair fills both load caches (and the page cache)
             for side, (workspace, code) in sides.items():
-                env = cache_environment(True) | {"PYTHONPATH": str(code)}
+                env = cache_environment(warm) | {"PYTHONPATH": str(code)}
                 record = api_run(workspace, expected, env, "analyze")
                 if index:
                     runs[side].append(record)
@@ -231,6 +237,7 @@ def measure_against(root: Path, expected: int, revision: str, pairs: int, scratc
     this, other = ([r["loading_s"] for r in runs[side]] for side in sides)
     return {
         "revision": revision,
+        "cache": cache,
         "this": api_result(expected, runs["this"]),
         "against": api_result(expected, runs["against"]),
         "ratio_this_to_against": summary([a / b for a, b in zip(this, other, strict=True)]),
@@ -368,13 +375,15 @@ def print_report(result: dict[str, Any]) -> None:
         f"Aims: {result['aim_targets_per_s']:,} targets/s (loading + analysis), "
         f"peak RSS <= {result['aim_peak_rss_mib']} MiB"
     )
-    if "against" in result:
-        _print_against(targets, result["against"])
+    for key in ("against", "against_cold"):
+        if key in result:
+            _print_against(targets, result[key])
 
 
 def _print_against(targets: int, against: dict[str, Any]) -> None:
     pairs = against["ratio_this_to_against"]
-    print(f"\nWarm loading + analysis, {len(pairs['runs'])} alternating pairs against {against['revision']}:")
+    what = f"{against['cache'].capitalize()} loading + analysis"
+    print(f"\n{what}, {len(pairs['runs'])} alternating pairs against {against['revision']}:")
     for side in ("this", "against"):
         seconds, rss = against[side]["loading_s"]["median"], against[side]["peak_rss_mib"]["median"]
         name = "this tree" if side == "this" else against["revision"]
@@ -423,8 +432,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-warm", action="store_true", help="profile with the load cache filled")
     parser.add_argument("--top", type=int, default=25, help="hotspots to print with --profile cprofile")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "loading.json")
-    parser.add_argument("--against", metavar="REV", help="also compare warm loading + analysis with this git revision")
+    parser.add_argument("--against", metavar="REV", help="also compare loading + analysis with this git revision")
     parser.add_argument("--against-pairs", type=int, default=10, help="alternating run pairs for --against")
+    parser.add_argument(
+        "--against-cache", choices=["warm", "cold", "both"], default="warm", help="what --against compares"
+    )
     args = parser.parse_args(argv)
     if args.runs < 3:
         parser.error("--runs must be at least 3")
@@ -447,7 +459,12 @@ def main(argv: list[str] | None = None) -> int:
                 measured[f"api_analysis_{cache}"] = measure_api(root, expected, runs, 1, warm, "analyze")
         result = build_result(manifest | {"path": str(root)}, measured, state_before)
         if args.against:
-            result["against"] = measure_against(root, expected, args.against, args.against_pairs, Path(scratch))
+            against = (root, expected, args.against, args.against_pairs, Path(scratch))
+            compare = functools.partial(measure_against, *against)
+            if args.against_cache in ("warm", "both"):
+                result["against"] = compare(warm=True)
+            if args.against_cache in ("cold", "both"):
+                result["against_cold"] = compare(warm=False)
         print_report(result)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
