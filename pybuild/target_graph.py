@@ -108,7 +108,8 @@ class TargetGraphLoader:
         import networkx as nx
 
         roots = list(roots)
-        _, edges = self.dependency_closure(roots)
+        closure, edges = self.dependency_closure(roots)
+        reject_cycles(closure, edges)
         graph = nx.DiGraph()
         graph.add_nodes_from(roots)
         graph.add_edges_from(edges)
@@ -116,14 +117,14 @@ class TargetGraphLoader:
 
     @collector_paused
     def dependency_closure(
-        self, roots: Iterable[Label], known: Collection[Label] = (), check_cycles: bool = True
+        self, roots: Iterable[Label], known: Collection[Label] = ()
     ) -> tuple[list[Label], list[tuple[Label, Label]]]:
         """dependency_graph as plain lists, for analysis, which networkx (~0.15 s to import) would only
         slow down: the nodes in the graph's order and the edges in discovery order, duplicates included.
+        Cycles are left to the caller: dependency_graph rejects them, analysis finds them as it orders.
 
         `known` are the nodes of a closure this one extends: they are not walked again, and only the new
-        nodes and their edges (some of which lead to known nodes) are returned. Without `check_cycles` the
-        caller must reject cycles itself (analysis does, as it orders the targets)."""
+        nodes and their edges (some of which lead to known nodes) are returned."""
         roots = [root for root in dict.fromkeys(roots) if root not in known]
         pending = list(roots)
         nodes = dict.fromkeys(roots)
@@ -136,11 +137,7 @@ class TargetGraphLoader:
                     nodes[dependency] = None
                     pending.append(dependency)
                 edges.append((label, dependency))
-        closure = list(nodes)
-        if check_cycles:
-            # A cycle cannot pass through a known node: all its dependencies are known.
-            reject_cycles([*closure, *{v: None for _, v in edges if v not in nodes}], edges)
-        return closure, edges
+        return list(nodes), edges
 
     def _load_dependency(self, dependency: Label, consumer: Label) -> None:
         try:
