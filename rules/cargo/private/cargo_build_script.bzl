@@ -69,7 +69,7 @@ def _cargo_build_script_impl(ctx):
             "--label", script_info.owner,
         ],
         inputs = depset([script_info.output, target_cfg] + ctx.files.data + ctx.files.srcs),
-        tools = depset([toolchain.rustc] + ctx.files.tools, transitive = [toolchain.rustc_lib]),
+        tools = depset(ctx.files.tools, transitive = [toolchain.all_files]),
         outputs = [out_dir, rustc_flags, rustc_env, link_flags],
         env = _script_env(ctx, toolchain, script),
         mnemonic = "CargoBuildScriptRun",
