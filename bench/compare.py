@@ -11,7 +11,9 @@ Workloads (each prepared once in --work_dir, never in the repository):
 Systems: `cargo` (`cargo build -jN --offline`, a fresh target dir per run, after a warm-up build), and pybuild
 `unpipelined` (--pipelined_compilation=false), `rmeta` (the default) and `hollow`
 (--incompatible_use_unstable_no_codegen_for_pipelining), each after `pybuild clean` (a run that reports cached
-actions is an error). Cargo gets CARGO_INCREMENTAL=0 and CARGO_PROFILE_DEV_DEBUG=0 so it compiles with
+actions is an error). `clean` keeps the build history, so the scheduler knows the durations the warm-up build
+and earlier runs measured, as after a developer's own builds; --forget_history removes it before each run, as
+on a machine's first build. Cargo gets CARGO_INCREMENTAL=0 and CARGO_PROFILE_DEV_DEBUG=0 so it compiles with
 pybuild's fastbuild flags (-Copt-level=0 -Cdebuginfo=0, no incremental); --cargo_profile=default drops that.
 
 pybuild runs from a snapshot of the working tree taken at start (others may edit the repository meanwhile),
@@ -411,6 +413,8 @@ def run_cargo(workload: Workload, round_: int, args: argparse.Namespace, busy: f
 def run_pybuild(workload: Workload, system: str, round_: int, args: argparse.Namespace, context: dict) -> RunResult:
     env, base = pybuild_env(context["snapshot"]), args.runs_dir / f"{workload.name}-{system}-{round_}"
     run_quiet(pybuild_argv("clean"), workload.root, env, args.timeout, "pybuild clean")
+    if args.forget_history:
+        shutil.rmtree(workload.root / "pybuild-out" / "history", ignore_errors=True)
     profile, exec_log, log = base.with_suffix(".profile.json"), base.with_suffix(".exec.json"), base.with_suffix(".log")
     flags = [f"-j{args.jobs}", f"--profile={profile}", f"--execution_log_json_file={exec_log}", "--timings"]
     argv = pybuild_argv("build", *flags, *PYBUILD_FLAGS[system], *workload.targets)
@@ -433,7 +437,7 @@ def _read_pybuild_reports(
     result.summary = {"executed": int(executed), "cached": int(cached), "total": int(total), "seconds": float(seconds)}
     trace = json.loads(profile.read_text(encoding="utf-8"))
     result.profile = dict(trace["otherData"])
-    costs = _load_json(workload.root / "pybuild-out/cache/costs.json")
+    costs = _load_json(workload.root / "pybuild-out/history/costs.json")
     actions = json.loads(exec_log.read_text(encoding="utf-8"))
     result.gaps = analyze_gaps(actions, edges, trace, costs)
     if int(cached):
@@ -758,6 +762,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per build")
     parser.add_argument("--quiet_threshold", type=float, default=0.3, help="wait while the CPUs are busier")
     parser.add_argument("--quiet_wait", type=float, default=120.0, help="longest wait for a quiet machine")
+    parser.add_argument("--forget_history", action="store_true", help="no recorded durations: first builds")
     parser.add_argument("--reanalyze", action="store_true", help="only recompute the analysis of --output")
     args = parser.parse_args(argv)
     args.output, args.work_dir = args.output.resolve(), args.work_dir.resolve()  # builds run in other directories

@@ -122,7 +122,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
         handlers[name] = handler
 
     clean_parser = commands.add_parser("clean", help="remove build outputs and the action cache")
-    _add_bool_flag(clean_parser, "expunge", False, "also remove generated repositories")
+    _add_bool_flag(clean_parser, "expunge", False, "also remove generated repositories and the build history")
     _common_flags(clean_parser)
     handlers["clean"] = _command("clean_command")
 

@@ -331,14 +331,16 @@ def _is_test(loader: TargetGraphLoader, label: Label) -> bool:
 
 
 def clean_command(args: Namespace) -> int:
-    """Remove outputs and the action cache; --expunge also removes generated repositories."""
+    """Remove outputs and the action cache; --expunge also removes generated repositories and the build
+    history (the scheduler's measured durations)."""
     workspace = load_workspace(Path.cwd())
     base = workspace.output_base
     if args.expunge:
         shutil.rmtree(base, ignore_errors=True)
     elif base.is_dir():
+        kept = {workspace.external_dir, workspace.history_dir}
         for entry in base.iterdir():
-            if entry.name == "external":
+            if entry in kept:
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)

@@ -74,8 +74,8 @@ class LocalExecution:
         self.digests = FileDigests(str(workspace.root), MachineDigests(machine_digests_path()))
         self.digests.load(str(self.state_dir / "digests.json"))
         self.up_to_date = UpToDate(self.state_dir, self.digests, self.cache)
-        self.costs: dict[str, float] = _load_json(self.state_dir / "costs.json")
-        self.peak_rss_mb: dict[str, float] = _load_json(self.state_dir / "peak_rss.json")
+        self.costs: dict[str, float] = _load_json(workspace.history_dir / "costs.json")
+        self.peak_rss_mb: dict[str, float] = _load_json(workspace.history_dir / "peak_rss.json")
         self.runner = LocalRunner(
             workspace.root, options.sandbox_base, options.sandboxed, launchers=in_process_launchers()
         )
@@ -323,8 +323,10 @@ class LocalExecution:
         self.digests.save(str(self.state_dir / "digests.json"))
         if self.digests.machine is not None:
             self.digests.machine.save()
-        atomic_write_text(self.state_dir / "costs.json", json.dumps(self.costs, sort_keys=True))
-        atomic_write_text(self.state_dir / "peak_rss.json", json.dumps(self.peak_rss_mb, sort_keys=True))
+        history = self.workspace.history_dir
+        history.mkdir(exist_ok=True)
+        atomic_write_text(history / "costs.json", json.dumps(self.costs, sort_keys=True))
+        atomic_write_text(history / "peak_rss.json", json.dumps(self.peak_rss_mb, sort_keys=True))
 
 
 def link_convenience_symlink(workspace: Workspace, bin_dir: str) -> None:

@@ -66,6 +66,13 @@ class Workspace:
     def external_dir(self) -> Path:
         return self.output_base / "external"
 
+    @property
+    def history_dir(self) -> Path:
+        """What earlier builds measured of each action (duration, peak memory): the scheduler's estimates.
+        It outlives `pybuild clean`, as ninja's build log outlives `ninja -t clean`: a clean build is when
+        knowing which crates take long matters most."""
+        return self.output_base / "history"
+
     def link_external_repository(self, repo: str) -> None:
         """Make `pybuild-out/external/<repo>` (how actions name the repository's files) lead to it."""
         root = self.repository_root(repo)

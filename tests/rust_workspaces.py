@@ -318,6 +318,17 @@ def heavy_chain(instantiations: int = 30) -> dict[str, str]:
     }
 
 
+def light_and_heavy_workspace() -> dict[str, str]:
+    """Two independent libraries: a, light, first by name, and z, heavy codegen."""
+    return {
+        "MODULE.bazel": MODULE,
+        "a/BUILD.bazel": _library("a"),
+        "a/lib.rs": "pub fn a() -> u32 {\n    1\n}\n",
+        "z/BUILD.bazel": _library("z"),
+        "z/lib.rs": heavy_codegen_source(30),
+    }
+
+
 def wide_workspace() -> dict[str, str]:
     """a and b, independent, under the library c, under the binary //app: on 2 slots with no measured costs
     pybuild plans to cut a's and b's hollow rlibs from their full rlibs (see hollow_cuts.py)."""

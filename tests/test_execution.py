@@ -34,6 +34,7 @@ from rust_workspaces import (
     heavy_chain,
     include_str_workspace,
     keep_going_workspace,
+    light_and_heavy_workspace,
     ok,
     private_fn_chain,
     private_fn_source,
@@ -418,6 +419,26 @@ def test_dependent_metadata_overlaps_heavy_codegen_in_hollow_mode(tmp_path: Path
     assert b_meta["start"] >= a_meta["end"]  # b's metadata needs a's hollow rlib ...
     assert b_meta["start"] < a_full["end"], f"no overlap: {b_meta} vs {a_full}"  # ... not a's codegen
     assert b_meta["slot"] != a_full["slot"]
+
+
+def test_the_first_build_after_clean_starts_the_crate_that_took_longest(tmp_path: Path) -> None:
+    """With no duration recorded both compiles are estimated alike and the first by name, a, runs first. The
+    durations a build records outlive `pybuild clean`, so on one slot the next clean build starts z."""
+    root = write_workspace(tmp_path / "ws", light_and_heavy_workspace())
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    build = ("build", "-j1", *MODES["none"], "//...")
+    ok(pybuild(root, *build, f"--execution_log_json_file={first}"))
+    ok(pybuild(root, "clean"))
+    assert not (root / "pybuild-out" / "cache").exists()
+    assert build_stats(ok(pybuild(root, *build, f"--execution_log_json_file={second}"))).executed == 2
+
+    def started(log: Path) -> list[str]:
+        return [record["owner"] for record in sorted(read_log(log), key=lambda record: record["start"])]
+
+    assert started(first) == ["//a:a", "//z:z"]
+    assert started(second) == ["//z:z", "//a:a"]
+    ok(pybuild(root, "clean", "--expunge"))
+    assert not (root / "pybuild-out").exists()
 
 
 # 9. .pybuildrc -----------------------------------------------------------------------------------------
