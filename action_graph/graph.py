@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from action_graph.action import Action
 from action_graph.list_schedule import dependencies_first, longest_remaining, smallest_first
@@ -149,6 +149,22 @@ class ActionGraph:
         sub._pred = {node: pred[node] for node in sub._actions}  # tuples: shared, not copied
         sub._succ = {node: [v for v in self._succ[node] if v in needed] for node in sub._actions}
         return sub
+
+    def without(self, done: Collection[str]) -> ActionGraph:
+        """The actions not in `done`, with the edges among them: a producer in `done` counts as finished.
+        `done` must hold every producer of each action it holds, so no action left out follows one kept."""
+        sub = ActionGraph()
+        sub.token = self.token
+        for node, action in self._actions.items():
+            if node not in done:
+                sub._add_known(action)
+        sub._pred = {node: tuple(p for p in self._pred[node] if p not in done) for node in sub._actions}
+        sub._succ = {node: self._succ[node] for node in sub._actions}  # successors of a node not done are not done
+        return sub
+
+    def dependency_order(self) -> list[str]:
+        """Every node after its producers (a cycle raises as networkx's topological_sort does)."""
+        return self._topological_sort()
 
     def topological_order(self) -> list[Action]:
         """Dependencies first, the smallest primary output first among those ready: networkx's

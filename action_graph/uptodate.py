@@ -1,4 +1,4 @@
-"""Deciding quickly that every action of a build is an action-cache hit with its outputs in place.
+"""Deciding quickly which actions of a build are action-cache hits with their outputs in place.
 
 Per action, execution computes a key from the digests of its inputs (about a hundred: the toolchain's
 files are inputs of every rustc action), reads the cache entry of that key, checks that the entry's
@@ -7,7 +7,9 @@ crates that is ~170,000 stats and 1,300 JSON files. `UpToDate.check` asks exactl
 but about each distinct file once, and it reuses answers a previous build computed from the same
 facts: an action's key for the same action and the same input digests, a cache entry's result for
 an entry file with the same stat identity (entries are replaced by rename, so a new entry is a new
-inode). Whatever it cannot vouch for makes it answer None, and the scheduler does the work as always.
+inode). An action it cannot vouch for, and every action after it, goes to the scheduler, which does the
+work as always: after an edit of one crate only that crate and its dependents do (Bazel's dirty
+propagation), not the thousand cache hits around them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -51,35 +53,42 @@ class UpToDate:
         self.path = state_dir / STATE_FILE
         self.digests = digests
         self.cache = cache
-        self.answered = False  # whether check() vouched for the build (then there is nothing new to remember)
+        self.answered = False  # whether check() vouched for the whole build (then there is nothing new to remember)
         self._learned = False  # whether check() computed what the state did not know
+        self._found = _State()  # the keys and entries check() vouched for
         # After check() answered or remember() ran: action key -> cache entry, for each action of the build.
         self.entries: dict[str, ActionResult] | None = None
 
-    def check(self, graph: ActionGraph, started: float) -> ScheduleResult | None:
-        """Cached outcomes for every action of `graph`, or None if any action might need work."""
+    def check(self, graph: ActionGraph, started: float) -> ScheduleResult:
+        """Cached outcomes for the actions of `graph` that certainly need no work: none without a record of
+        the last build, all of them when the build is up to date. Each action it leaves out leaves out its
+        dependents, whose inputs it may change."""
         state = self._load()
+        self._found = _State(token=graph.token)  # what this check found out, for the next one
         if state is None:
-            return None
+            return ScheduleResult()
         actions = graph.actions
         digest = _memoized(self.digests.digest)
-        fresh = _State(token=graph.token)  # what this check found out, for the next one
         self._learned = False
+        inputs = _digests_or_none(dict.fromkeys(chain.from_iterable(a.inputs for a in actions)), digest)
+        same_actions = state.token is not None and state.token == graph.token
+        predecessors = graph.predecessors()
+        left: set[str] = set()
         results = []
-        try:
-            inputs = {path: digest(path) for path in dict.fromkeys(chain.from_iterable(a.inputs for a in actions))}
-            same_actions = state.token is not None and state.token == graph.token
-            for action in actions:
-                result = self._cached_result(action, state, fresh, same_actions, inputs, digest)
-                if result is None:
-                    return None
+        for node in graph.dependency_order():
+            action = graph.action(node)
+            result = None
+            if not any(map(left.__contains__, predecessors[node])):
+                result = self._cached_result(action, state, same_actions, inputs, digest)
+            if result is None:
+                left.add(node)
+            else:
                 results.append((action, result))
-        except OSError:  # a missing input or output: the scheduler reports or repairs it
-            return None
-        self.answered = True
-        self.entries = {key: result for key, (_, result) in fresh.entries.items()}
-        if self._learned:  # e.g. a new analysis of the same actions: spare the next check the key computations
-            self._write(fresh)
+        self.answered = not left
+        if self.answered:
+            self.entries = {key: result for key, (_, result) in self._found.entries.items()}
+            if self._learned:  # e.g. a new analysis of the same actions: spare the next check the key computations
+                self._write(self._found)
         now = time.monotonic() - started
         outcomes = [Outcome(a, True, cached=True, duration=r.duration, start=now, end=now, slot=1) for a, r in results]
         return ScheduleResult(outcomes=outcomes)
@@ -88,23 +97,26 @@ class UpToDate:
         self,
         action: Action,
         state: _State,
-        fresh: _State,
         same_actions: bool,
-        inputs: dict[str, str],
+        inputs: dict[str, str | None],
         digest: Callable[[str], str],
     ) -> ActionResult | None:
         digests = tuple(map(inputs.__getitem__, action.inputs))
+        if None in digests:
+            return None  # a missing input: the scheduler reports it, or makes it first
         key = _known_key(action, state, same_actions, digests)
         if key is None:
             key, self._learned = action_key(action, inputs.__getitem__), True
         identity, result = self._entry(key, state)
         if result is None or identity is None:
             return None
-        for record in result.outputs:
-            if digest(record.path) != record.digest:
+        try:
+            if any(digest(record.path) != record.digest for record in result.outputs):
                 return None  # execution would restore it from the cache first
-        fresh.keys[action.primary_output] = (None if fresh.token else action, digests, key)
-        fresh.entries[key] = (identity, result)
+        except OSError:
+            return None
+        self._found.keys[action.primary_output] = (None if self._found.token else action, digests, key)
+        self._found.entries[key] = (identity, result)
         return result
 
     def _entry(self, key: str, state: _State) -> tuple[Identity | None, ActionResult | None]:
@@ -119,13 +131,15 @@ class UpToDate:
         return identity, self.cache.lookup(key)
 
     def remember(self, graph: ActionGraph, result: ScheduleResult) -> None:
-        """After a build in which every action succeeded: record keys and entries for the next check."""
+        """After a build in which every action succeeded: record keys and entries for the next check (those
+        the check found stand: the build did not touch what their actions read or wrote)."""
         if self.answered or result.failures or result.skipped:
             return
         digest = _memoized(self.digests.digest)
-        state = _State(token=graph.token)
+        state = self._found if self._found.token == graph.token else _State(token=graph.token)
         for action in graph.actions:
-            self._remember_action(action, state, digest)
+            if action.primary_output not in state.keys:
+                self._remember_action(action, state, digest)
         self.entries = {key: result for key, (_, result) in state.entries.items()}
         self._write(state)
 
@@ -163,6 +177,17 @@ def _known_key(action: Action, state: _State, same_actions: bool, digests: tuple
     if not (same_actions if stored is None else stored == action):
         return None
     return key if digests == known_digests else None
+
+
+def _digests_or_none(paths: Iterable[str], digest: Callable[[str], str]) -> dict[str, str | None]:
+    """Each path's digest, None for one that cannot be read (an output a build has not made, or deleted)."""
+    digests: dict[str, str | None] = {}
+    for path in paths:
+        try:
+            digests[path] = digest(path)
+        except OSError:
+            digests[path] = None
+    return digests
 
 
 def _memoized(function: Callable[[str], str]) -> Callable[[str], str]:

@@ -12,6 +12,9 @@ Measured variants (median of --runs each, after one unmeasured warm-up run):
   under the scratch directory), which shows what compiling pybuild's modules on every start costs here;
 - `no load cache`: PYBUILD_LOAD_CACHE=0, so there is no no-op record, BUILD files are evaluated and
   analysis runs (the execution still finds every action cached) — the no-op as it was before the caches.
+- `binary edited`: before each build a comment is appended to one binary's source, which no other
+  crate reads, so exactly one action runs: the everyday edit-and-build loop, where the other cache hits
+  are pybuild's overhead. The file gets its text back at the end.
 
 The other variants are answered from the no-op record (pybuild/noop_record.py) that the initial build
 or the warm-up run writes.
@@ -79,12 +82,22 @@ def build(root: Path, command: list[str], env: dict[str, str], jobs: int | None 
     }
 
 
-def measure(root: Path, name: str, command: list[str], env: dict[str, str], runs: int) -> dict[str, Any]:
-    build(root, command, env)  # warm-up: page cache, and the caches' state after any earlier variant
-    records = [build(root, command, env) for _ in range(runs)]
-    not_noop = [r for r in records if r["executed"] != 0]
-    if not_noop:
-        raise SystemExit(f"{name}: a no-op build executed actions: {not_noop[0]}")
+def measure(
+    root: Path, name: str, command: list[str], env: dict[str, str], runs: int, edit: Path | None = None
+) -> dict[str, Any]:
+    """Each build after appending a comment to `edit`, if given: then exactly one action must run."""
+
+    def one_build() -> dict[str, Any]:
+        if edit is not None:
+            with edit.open("a", encoding="utf-8") as source:
+                source.write(f"// edited by bench/noop.py at {time.time_ns()}\n")
+        return build(root, command, env)
+
+    one_build()  # warm-up: page cache, and the caches' state after any earlier variant
+    records = [one_build() for _ in range(runs)]
+    wrong = [r for r in records if r["executed"] != (0 if edit is None else 1)]
+    if wrong:
+        raise SystemExit(f"{name}: a build executed {wrong[0]['executed']} actions: {wrong[0]}")
     wall = [r["wall_s"] for r in records]
     result = {
         "command": " ".join([*command, "build", "//..."]),
@@ -169,6 +182,15 @@ def main(argv: list[str] | None = None) -> int:
             name: measure(root, name, command, child_environment(args, scratch, bytecode, cache), args.runs)
             for name, command, bytecode, cache in variants
         }
+        edited = max(root.glob("libs/*/*/bin/*.rs"))  # a binary's source: no crate depends on it
+        text = edited.read_text(encoding="utf-8")
+        try:
+            environment = child_environment(args, scratch, False, True)
+            results["python -m pybuild, binary edited"] = measure(
+                root, "python -m pybuild, binary edited", module, environment, args.runs, edited
+            )
+        finally:
+            edited.write_text(text, encoding="utf-8")
         state_after = source_state()
         output = {
             "benchmark": "noop",

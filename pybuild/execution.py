@@ -107,16 +107,19 @@ class LocalExecution:
         self.started = time.monotonic()
         self._keys: dict[str, str] = {}  # primary output -> action key, for this build
         needed = graph.subgraph_for(outputs)
-        progress = Progress(len(needed.actions))
+        result = self.up_to_date.check(needed, self.started)
+        done = {outcome.action.primary_output for outcome in result.outcomes}
+        left = needed.without(done) if done else needed
+        progress = Progress(len(left.actions))
         budget = Budget(self.options.local_ram_mb, self._estimated_rss_mb)
-        scheduler = Scheduler(needed, self.options.jobs, self._cost, self.options.keep_going, budget)
+        scheduler = Scheduler(left, self.options.jobs, self._cost, self.options.keep_going, budget)
         try:
             # Fusing and cutting need both actions on this machine; remote actions run one process each.
             local = self.remote is None and _fusion_enabled()
             fused, cut = (self._execute_fused, self._execute_cut) if local else (None, None)
-            result = self.up_to_date.check(needed, self.started) or scheduler.run(
-                self._timed_execute, progress.start, progress.finish, self._interrupted, fused, cut
-            )
+            if left.actions:
+                ran = scheduler.run(self._timed_execute, progress.start, progress.finish, self._interrupted, fused, cut)
+                result = ScheduleResult(result.outcomes + ran.outcomes, ran.skipped)
             self.up_to_date.remember(needed, result)
         finally:
             progress.close()

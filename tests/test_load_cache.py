@@ -306,66 +306,93 @@ def test_a_corrupt_detection_record_is_ignored(tmp_path: Path, fake_rustc: list[
     assert len(fake_rustc) == 2
 
 
-# The all-cached check of execution --------------------------------------------------------------
+# The cached-actions check of execution ----------------------------------------------------------
+
+
+def _copy(name: str, source: str) -> Action:
+    return Action("Copy", f"//p:{name}", ("cp", source, f"out/{name}.txt"), (f"out/{name}.txt",), (source,))
 
 
 class Executed:
-    """One action run by hand the way execution runs it: key, outputs stored, cache entry recorded."""
+    """Actions run by hand the way execution runs them (key, outputs stored, cache entry recorded), in order:
+    each writes its input's text in capitals. By default one, reading in.txt."""
 
-    def __init__(self, root: Path, token: str | None = None) -> None:
+    def __init__(self, root: Path, token: str | None = None, actions: tuple[Action, ...] = ()) -> None:
         self.token = token
         self.root = root
         self.state = root / "cache"
-        self.action = Action("Copy", "//p:p", ("cp", "in.txt", "out/out.txt"), ("out/out.txt",), ("in.txt",))
-        (root / "in.txt").write_text("input")
+        self.actions = actions or (_copy("out", "in.txt"),)
+        for action in self.actions:
+            for source in action.inputs:
+                if not source.startswith("out/"):
+                    (root / source).write_text(f"text of {source}")
         (root / "out").mkdir()
         self.run()
 
     def graph(self, token: str | None) -> ActionGraph:
-        graph = ActionGraph([self.action])
+        graph = ActionGraph(self.actions)
+        graph.link()
         graph.token = token
         return graph
 
     def run(self) -> None:
         cache, digests = ActionCache(self.state), FileDigests(str(self.root))
-        (self.root / "out/out.txt").write_text((self.root / "in.txt").read_text().upper())
-        record = OutputRecord("out/out.txt", cache.store_file(self.root / "out/out.txt"), False)
-        cache.record(action_key(self.action, digests.digest), ActionResult((record,), 0.5))
+        outcomes = []
+        for action in self.actions:
+            output = self.root / action.primary_output
+            output.write_text((self.root / action.inputs[0]).read_text().upper())
+            record = OutputRecord(action.primary_output, cache.store_file(output), False)
+            cache.record(action_key(action, digests.digest), ActionResult((record,), 0.5))
+            outcomes.append(Outcome(action, True, duration=0.5))
         checker = UpToDate(self.state, digests, cache)
-        outcome = Outcome(self.action, True, duration=0.5)
-        checker.remember(self.graph(self.token), ScheduleResult(outcomes=[outcome]))
+        checker.remember(self.graph(self.token), ScheduleResult(outcomes=outcomes))
 
-    def check(self, token: str | None = None) -> ScheduleResult | None:
+    def vouched(self, token: str | None = None) -> list[str]:
+        """The primary outputs of the actions the check finds cached with their outputs in place."""
         checker = UpToDate(self.state, FileDigests(str(self.root)), ActionCache(self.state))
-        return checker.check(self.graph(token or self.token), 0.0)
+        result = checker.check(self.graph(token or self.token), 0.0)
+        assert all(outcome.cached for outcome in result.outcomes)
+        return sorted(outcome.action.primary_output for outcome in result.outcomes)
 
 
 def test_an_unchanged_build_is_all_cached(tmp_path: Path) -> None:
-    result = Executed(tmp_path).check()
-    assert result is not None
+    executed = Executed(tmp_path)
+    checker = UpToDate(executed.state, FileDigests(str(executed.root)), ActionCache(executed.state))
+    result = checker.check(executed.graph(None), 0.0)
     assert [(o.action.primary_output, o.cached, o.duration) for o in result.outcomes] == [("out/out.txt", True, 0.5)]
+    assert checker.answered
 
 
 def test_a_changed_input_is_not_cached(tmp_path: Path) -> None:
     executed = Executed(tmp_path)
     (tmp_path / "in.txt").write_text("changed")
-    assert executed.check() is None
+    assert executed.vouched() == []
+
+
+def test_after_a_changed_input_its_dependents_are_left_to_execution_and_the_rest_is_cached(tmp_path: Path) -> None:
+    """b reads a's output: a changed input of a leaves out a and b, even though b's own inputs have not
+    changed yet (a's run may change them). c, beside them, is still cached."""
+    actions = (_copy("a", "in.txt"), _copy("b", "out/a.txt"), _copy("c", "other.txt"))
+    executed = Executed(tmp_path, actions=actions)
+    assert executed.vouched() == ["out/a.txt", "out/b.txt", "out/c.txt"]
+    (tmp_path / "in.txt").write_text("changed")
+    assert executed.vouched() == ["out/c.txt"]
 
 
 def test_a_changed_or_missing_output_is_left_to_execution(tmp_path: Path) -> None:
     executed = Executed(tmp_path)
     (tmp_path / "out/out.txt").unlink()
     (tmp_path / "out/out.txt").write_text("tampered")
-    assert executed.check() is None
+    assert executed.vouched() == []
     (tmp_path / "out/out.txt").unlink()
-    assert executed.check() is None
+    assert executed.vouched() == []
 
 
 def test_a_removed_cache_entry_is_not_cached(tmp_path: Path) -> None:
     executed = Executed(tmp_path)
     for entry in (executed.state / "ac").rglob("*.json"):
         entry.unlink()
-    assert executed.check() is None
+    assert executed.vouched() == []
 
 
 def test_a_graph_from_the_load_cache_is_trusted_by_its_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -379,21 +406,21 @@ def test_a_graph_from_the_load_cache_is_trusted_by_its_token(tmp_path: Path, mon
 
     executed = Executed(tmp_path, token="t1")
     monkeypatch.setattr(action_graph.uptodate, "action_key", counted)
-    assert executed.check() is not None
+    assert executed.vouched() == ["out/out.txt"]
     assert computed == []
-    assert executed.check(token="t2") is not None  # another analysis: keys computed afresh, still cached
-    assert executed.check(token="t2") is not None  # ... and remembered
+    assert executed.vouched(token="t2") == ["out/out.txt"]  # another analysis: keys computed afresh, still cached
+    assert executed.vouched(token="t2") == ["out/out.txt"]  # ... and remembered
     assert computed == ["out/out.txt"]
     (tmp_path / "in.txt").write_text("changed")
-    assert executed.check(token="t2") is None
+    assert executed.vouched(token="t2") == []
 
 
 def test_a_corrupt_state_file_is_ignored(tmp_path: Path) -> None:
     executed = Executed(tmp_path)
     (executed.state / STATE_FILE).write_bytes(b"\x80\x05garbage")
-    assert executed.check() is None
+    assert executed.vouched() == []
     executed.run()
-    assert executed.check() is not None
+    assert executed.vouched() == ["out/out.txt"]
 
 
 # Fast paths agree with the plain computations they replace -----------------------------------------
