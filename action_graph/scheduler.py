@@ -261,14 +261,18 @@ class Scheduler:
         """The most critical ready action that fits the memory budget (any action if none runs)."""
         if self.budget is None:
             return heapq.heappop(run.ready)[1], 0.0
-        for index, (_, node) in enumerate(sorted(run.ready)):
-            memory = self.budget.estimate_mb(self.graph.action(node))
-            if not run.running or run.memory_in_use + memory <= self.budget.limit_mb:
-                entry = sorted(run.ready)[index]
-                run.ready.remove(entry)
-                heapq.heapify(run.ready)
-                return node, memory
-        return None
+        passed_over = []  # taken off the heap in order, and put back: a few, not a sort of all ready
+        try:
+            while run.ready:
+                entry = heapq.heappop(run.ready)
+                memory = self.budget.estimate_mb(self.graph.action(entry[1]))
+                if not run.running or run.memory_in_use + memory <= self.budget.limit_mb:
+                    return entry[1], memory
+                passed_over.append(entry)
+            return None
+        finally:
+            for entry in passed_over:
+                heapq.heappush(run.ready, entry)
 
     def _collect_finished(self, run: _Run, on_finish: Callable[[Outcome], None]) -> None:
         done, _ = wait(run.running, return_when=FIRST_COMPLETED)

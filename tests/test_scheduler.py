@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from action_graph.action import Action
 from action_graph.graph import ActionGraph
-from action_graph.scheduler import EARLY_OUTPUT_OF, EARLY_OUTPUT_PATH, Outcome, Scheduler
+from action_graph.scheduler import EARLY_OUTPUT_OF, EARLY_OUTPUT_PATH, Budget, Outcome, Scheduler
 
 
 def _crate(name: str, deps: list[str]) -> list[Action]:
@@ -104,3 +104,19 @@ def test_a_process_that_never_writes_the_early_output_fails_both_actions_and_sto
     assert set(failed) == {"a.rmeta", "a.rlib"}
     assert "Rustc a.rlib (owner //:a), its process, did not write it" in (failed["a.rmeta"] or "")
     assert {a.primary_output for a in result.skipped} == {"b.rmeta", "b.rlib", "app"}
+
+
+def test_the_most_critical_action_that_fits_the_memory_budget_starts_next() -> None:
+    """big and mid together exceed the budget: with big running, small (less critical than mid) starts
+    beside it, and mid waits for big to end."""
+    actions = {name: Action("Rustc", f"//:{name}", ("rustc",), (name,), ()) for name in ("big", "mid", "small")}
+    graph = ActionGraph(actions.values())
+    graph.link()
+    costs, memory = {"big": 3.0, "mid": 2.0, "small": 1.0}, {"big": 300.0, "mid": 300.0, "small": 100.0}
+    budget = Budget(450.0, lambda action: memory[action.primary_output])
+    scheduler = Scheduler(graph, 2, cost=lambda a: costs[a.primary_output], keep_going=False, budget=budget)
+    recorder = _Recorder()
+    result = scheduler.run(recorder.execute, lambda a, s: None, lambda o: None, lambda: None)
+    assert result.executed == 3
+    assert [output for event, output in recorder.events if event == "start"] == ["big", "small", "mid"]
+    assert recorder.events.index(("end", "big")) < recorder.events.index(("start", "mid"))
