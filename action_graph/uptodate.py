@@ -47,7 +47,7 @@ class _State:
 
 
 class UpToDate:
-    """The all-cached check of one execution, and what it remembers for the next one."""
+    """The cached-actions check of one execution, and what it remembers for the next one."""
 
     def __init__(self, state_dir: Path, digests: FileDigests, cache: ActionCache) -> None:
         self.path = state_dir / STATE_FILE
