@@ -109,7 +109,8 @@ class _Run:
     """Mutable state of one scheduling run."""
 
     waiting: dict[str, int]
-    ready: list[tuple[float, str]]
+    ready: list[tuple[float, str]]  # a heap of (-priority, node); a node not in `queued` was taken off it
+    queued: set[str]  # the nodes ready to start: taking a fusion partner is a set removal, not a heap search
     free_slots: list[int]
     running: dict[Future[Outcome], tuple[str, int | None, float]] = field(default_factory=dict)  # slot None: fused
     cut_from: dict[str, str] = field(default_factory=dict)  # hollow rlib -> the full compile to cut it from
@@ -118,6 +119,19 @@ class _Run:
     memory_in_use: float = 0.0
     stopping: bool = False
     result: ScheduleResult = field(default_factory=ScheduleResult)
+
+    def push(self, entry: tuple[float, str]) -> None:
+        heapq.heappush(self.ready, entry)
+        self.queued.add(entry[1])
+
+    def pop(self) -> tuple[float, str] | None:
+        """The most critical ready entry, or None."""
+        while self.ready:
+            entry = heapq.heappop(self.ready)
+            if entry[1] in self.queued:
+                self.queued.remove(entry[1])
+                return entry
+        return None
 
 
 class Scheduler:
@@ -151,10 +165,11 @@ class Scheduler:
         ready = [(-self.priority[n], n) for n, count in waiting.items() if count == 0]
         heapq.heapify(ready)
         cut_after = {full: hollow for hollow, full in cuts.items()}
-        run = _Run(waiting, ready, list(range(self.jobs, 0, -1)), cut_from=cuts, cut_after=cut_after)
+        queued = {node for _, node in ready}
+        run = _Run(waiting, ready, queued, list(range(self.jobs, 0, -1)), cut_from=cuts, cut_after=cut_after)
         with ThreadPoolExecutor(max_workers=self.jobs + 1) as pool:  # + 1: a cut never waits for a slot's thread
             try:
-                while run.running or ((run.ready or run.cuttable) and not run.stopping):
+                while run.running or ((run.queued or run.cuttable) and not run.stopping):
                     self._start_cuts(run, pool, execute_cut, on_start)
                     self._start_ready(run, pool, execute, on_start, execute_fused)
                     self._collect_finished(run, on_finish)
@@ -201,7 +216,7 @@ class Scheduler:
         return pairs
 
     def _start_ready(self, run: _Run, pool: ThreadPoolExecutor, execute, on_start, execute_fused) -> None:
-        while run.ready and run.free_slots and not run.stopping:
+        while run.queued and run.free_slots and not run.stopping:
             picked = self._pick(run)
             if picked is None:
                 return  # nothing fits in the memory budget until something finishes
@@ -221,11 +236,9 @@ class Scheduler:
     def _take_ready_partner(self, node: str, run: _Run) -> str | None:
         """The node's fusion partner, taken off the ready heap, if it is ready too."""
         partner = self.partners.get(node)
-        entry = (-self.priority[partner], partner) if partner is not None else None
-        if entry not in run.ready:
+        if partner not in run.queued:
             return None
-        run.ready.remove(entry)
-        heapq.heapify(run.ready)
+        run.queued.remove(partner)
         return partner
 
     def _estimated_memory(self, node: str) -> float:
@@ -259,20 +272,17 @@ class Scheduler:
 
     def _pick(self, run: _Run) -> tuple[str, float] | None:
         """The most critical ready action that fits the memory budget (any action if none runs)."""
-        if self.budget is None:
-            return heapq.heappop(run.ready)[1], 0.0
         passed_over = []  # taken off the heap in order, and put back: a few, not a sort of all ready
         try:
-            while run.ready:
-                entry = heapq.heappop(run.ready)
-                memory = self.budget.estimate_mb(self.graph.action(entry[1]))
-                if not run.running or run.memory_in_use + memory <= self.budget.limit_mb:
+            while (entry := run.pop()) is not None:
+                memory = self._estimated_memory(entry[1])
+                if self.budget is None or not run.running or run.memory_in_use + memory <= self.budget.limit_mb:
                     return entry[1], memory
                 passed_over.append(entry)
             return None
         finally:
             for entry in passed_over:
-                heapq.heappush(run.ready, entry)
+                run.push(entry)
 
     def _collect_finished(self, run: _Run, on_finish: Callable[[Outcome], None]) -> None:
         done, _ = wait(run.running, return_when=FIRST_COMPLETED)
@@ -298,4 +308,4 @@ class Scheduler:
             if successor in run.cut_from:
                 run.cuttable.append((successor, run.cut_from[successor], slot))
             else:
-                heapq.heappush(run.ready, (-self.priority[successor], successor))
+                run.push((-self.priority[successor], successor))
