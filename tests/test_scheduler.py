@@ -120,3 +120,21 @@ def test_the_most_critical_action_that_fits_the_memory_budget_starts_next() -> N
     assert result.executed == 3
     assert [output for event, output in recorder.events if event == "start"] == ["big", "small", "mid"]
     assert recorder.events.index(("end", "big")) < recorder.events.index(("start", "mid"))
+
+
+def test_a_graph_without_the_done_actions_starts_what_they_produced_for_at_once() -> None:
+    """The up-to-date check hands the scheduler the graph without the actions it vouched for: their
+    dependents start as if those had just finished, and nothing else of the graph runs."""
+    a, b, c = (
+        Action("Rustc", f"//:{n}", ("rustc",), (f"{n}.rlib",), inputs)
+        for n, inputs in (("a", ()), ("b", ("a.rlib",)), ("c", ("b.rlib",)))
+    )
+    graph = ActionGraph([a, b, c])
+    graph.link()
+    left = graph.without({"a.rlib"})
+    assert left.predecessors() == {"b.rlib": (), "c.rlib": ("b.rlib",)}
+    recorder = _Recorder()
+    scheduler = Scheduler(left, 2, cost=lambda action: 1.0, keep_going=False)
+    result = scheduler.run(recorder.execute, lambda a, s: None, lambda o: None, lambda: None)
+    assert (result.executed, result.skipped) == (2, [])
+    assert [output for event, output in recorder.events if event == "start"] == ["b.rlib", "c.rlib"]
