@@ -162,9 +162,15 @@ class ActionGraph:
         sub._succ = {node: self._succ[node] for node in sub._actions}  # successors of a node not done are not done
         return sub
 
-    def dependency_order(self) -> list[str]:
-        """Every node after its producers (a cycle raises as networkx's topological_sort does)."""
-        return self._topological_sort()
+    def downstream(self, nodes: Iterable[str]) -> set[str]:
+        """The nodes and every node that reads what one of them makes, directly or through others."""
+        found = set(nodes)
+        pending = list(found)
+        while pending:
+            fresh = [v for v in self._succ[pending.pop()] if v not in found]
+            found.update(fresh)
+            pending.extend(fresh)
+        return found
 
     def topological_order(self) -> list[Action]:
         """Dependencies first, the smallest primary output first among those ready: networkx's

@@ -73,17 +73,21 @@ class UpToDate:
         inputs = _digests_or_none(dict.fromkeys(chain.from_iterable(a.inputs for a in actions)), digest)
         same_actions = state.token is not None and state.token == graph.token
         predecessors = graph.predecessors()
-        left: set[str] = set()
-        results = []
-        for node in graph.dependency_order():
-            action = graph.action(node)
+        failed: set[str] = set()  # no cached result, or after an action without one
+        found = []
+        for node, action in graph.items():  # analysis order: producers come first, as a rule
             result = None
-            if not any(map(left.__contains__, predecessors[node])):
+            if not (failed and any(map(failed.__contains__, predecessors[node]))):
                 result = self._cached_result(action, state, same_actions, inputs, digest)
             if result is None:
-                left.add(node)
+                failed.add(node)
             else:
-                results.append((action, result))
+                found.append((node, action, result))
+        # Whatever follows a failure in the graph, even if it came first in that order, is left out.
+        left = graph.downstream(failed) if failed else failed
+        results = [(action, result) for node, action, result in found if node not in left]
+        for node in left.intersection(self._found.keys):
+            self._found.entries.pop(self._found.keys.pop(node)[2], None)
         self.answered = not left
         if self.answered:
             self.entries = {key: result for key, (_, result) in self._found.entries.items()}

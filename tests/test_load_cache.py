@@ -314,8 +314,8 @@ def _copy(name: str, source: str) -> Action:
 
 
 class Executed:
-    """Actions run by hand the way execution runs them (key, outputs stored, cache entry recorded), in order:
-    each writes its input's text in capitals. By default one, reading in.txt."""
+    """Actions run by hand the way execution runs them (key, outputs stored, cache entry recorded), producers
+    first: each writes its input's text in capitals. By default one, reading in.txt."""
 
     def __init__(self, root: Path, token: str | None = None, actions: tuple[Action, ...] = ()) -> None:
         self.token = token
@@ -338,7 +338,7 @@ class Executed:
     def run(self) -> None:
         cache, digests = ActionCache(self.state), FileDigests(str(self.root))
         outcomes = []
-        for action in self.actions:
+        for action in self.graph(self.token).topological_order():
             output = self.root / action.primary_output
             output.write_text((self.root / action.inputs[0]).read_text().upper())
             record = OutputRecord(action.primary_output, cache.store_file(output), False)
@@ -369,11 +369,15 @@ def test_a_changed_input_is_not_cached(tmp_path: Path) -> None:
     assert executed.vouched() == []
 
 
-def test_after_a_changed_input_its_dependents_are_left_to_execution_and_the_rest_is_cached(tmp_path: Path) -> None:
+@pytest.mark.parametrize("b_first", [False, True])
+def test_after_a_changed_input_its_dependents_are_left_to_execution_and_the_rest_is_cached(
+    tmp_path: Path, b_first: bool
+) -> None:
     """b reads a's output: a changed input of a leaves out a and b, even though b's own inputs have not
-    changed yet (a's run may change them). c, beside them, is still cached."""
-    actions = (_copy("a", "in.txt"), _copy("b", "out/a.txt"), _copy("c", "other.txt"))
-    executed = Executed(tmp_path, actions=actions)
+    changed yet (a's run may change them), and also when the graph lists b before a. c, beside them, is
+    still cached."""
+    a, b, c = _copy("a", "in.txt"), _copy("b", "out/a.txt"), _copy("c", "other.txt")
+    executed = Executed(tmp_path, actions=(b, a, c) if b_first else (a, b, c))
     assert executed.vouched() == ["out/a.txt", "out/b.txt", "out/c.txt"]
     (tmp_path / "in.txt").write_text("changed")
     assert executed.vouched() == ["out/c.txt"]
