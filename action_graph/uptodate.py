@@ -45,6 +45,12 @@ class _State:
     # action key -> (identity of its cache entry file, the entry)
     entries: dict[str, tuple[Identity, ActionResult]] = field(default_factory=dict)
 
+    def record(
+        self, action: Action, digests: tuple[str, ...], key: str, identity: Identity, entry: ActionResult
+    ) -> None:
+        self.keys[action.primary_output] = (None if self.token else action, digests, key)
+        self.entries[key] = (identity, entry)
+
 
 class UpToDate:
     """The cached-actions check of one execution, and what it remembers for the next one."""
@@ -55,7 +61,7 @@ class UpToDate:
         self.cache = cache
         self.answered = False  # whether check() vouched for the whole build (then there is nothing new to remember)
         self._learned = False  # whether check() computed what the state did not know
-        self._found = _State()  # the keys and entries check() vouched for
+        self._found = _State()  # the keys and entries of the actions check() vouched for
         # After check() answered or remember() ran: action key -> cache entry, for each action of the build.
         self.entries: dict[str, ActionResult] | None = None
 
@@ -76,18 +82,20 @@ class UpToDate:
         failed: set[str] = set()  # no cached result, or after an action without one
         found = []
         for node, action in graph.items():  # analysis order: producers come first, as a rule
-            result = None
+            cached = None
             if not (failed and any(map(failed.__contains__, predecessors[node]))):
-                result = self._cached_result(action, state, same_actions, inputs, digest)
-            if result is None:
+                cached = self._cached(action, state, same_actions, inputs, digest)
+            if cached is None:
                 failed.add(node)
             else:
-                found.append((node, action, result))
+                found.append((action, *cached))
         # Whatever follows a failure in the graph, even if it came first in that order, is left out.
         left = graph.downstream(failed) if failed else failed
-        results = [(action, result) for node, action, result in found if node not in left]
-        for node in left.intersection(self._found.keys):
-            self._found.entries.pop(self._found.keys.pop(node)[2], None)
+        results = []
+        for action, digests, key, identity, result in found:
+            if action.primary_output not in left:
+                self._found.record(action, digests, key, identity, result)
+                results.append((action, result))
         self.answered = not left
         if self.answered:
             self.entries = {key: result for key, (_, result) in self._found.entries.items()}
@@ -97,14 +105,16 @@ class UpToDate:
         outcomes = [Outcome(a, True, cached=True, duration=r.duration, start=now, end=now, slot=1) for a, r in results]
         return ScheduleResult(outcomes=outcomes)
 
-    def _cached_result(
+    def _cached(
         self,
         action: Action,
         state: _State,
         same_actions: bool,
         inputs: dict[str, str | None],
         digest: Callable[[str], str],
-    ) -> ActionResult | None:
+    ) -> tuple[tuple[str, ...], str, Identity, ActionResult] | None:
+        """(its input digests, its key, its cache entry file's identity, the entry) if the action is a cache
+        hit with its outputs in place."""
         digests = tuple(map(inputs.__getitem__, action.inputs))
         if None in digests:
             return None  # a missing input: the scheduler reports it, or makes it first
@@ -119,9 +129,7 @@ class UpToDate:
                 return None  # execution would restore it from the cache first
         except OSError:
             return None
-        self._found.keys[action.primary_output] = (None if self._found.token else action, digests, key)
-        self._found.entries[key] = (identity, result)
-        return result
+        return digests, key, identity, result
 
     def _entry(self, key: str, state: _State) -> tuple[Identity | None, ActionResult | None]:
         """ActionCache.lookup(key), answered from the state when the entry file is the one seen last time;
@@ -160,8 +168,7 @@ class UpToDate:
         identity = file_identity(self.cache.entry_file(key))
         entry = self.cache.lookup(key)
         if identity is not None and entry is not None:
-            state.keys[action.primary_output] = (None if state.token else action, digests, key)
-            state.entries[key] = (identity, entry)
+            state.record(action, digests, key, identity, entry)
 
     def _load(self) -> _State | None:
         try:
