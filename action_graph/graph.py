@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from action_graph.action import Action
 from action_graph.list_schedule import dependencies_first, longest_remaining, smallest_first
@@ -133,44 +133,33 @@ class ActionGraph:
         One backward search from all outputs at once; the edges are this graph's, since every producer
         of a needed action's inputs is needed too (so linking again would find exactly these).
         """
-        pred = self._pred
-        needed = {p.primary_output for p in map(self._producers.get, outputs) if p is not None}
-        pending = list(needed)
-        while pending:
-            fresh = [u for u in pred[pending.pop()] if u not in needed]
-            needed.update(fresh)
-            pending.extend(fresh)
-        sub = ActionGraph()
-        sub.token = self.token  # its actions are this graph's: same token, same action per output
-        for node, action in self._actions.items():
-            if node in needed:
-                sub._add_known(action)
+        needed = _reachable((p.primary_output for p in map(self._producers.get, outputs) if p), self._pred)
+        sub = self._with_actions(needed.__contains__)
         # Copies of this graph's adjacency: all of a needed node's predecessors are needed, successors not.
-        sub._pred = {node: pred[node] for node in sub._actions}  # tuples: shared, not copied
+        sub._pred = {node: self._pred[node] for node in sub._actions}  # tuples: shared, not copied
         sub._succ = {node: [v for v in self._succ[node] if v in needed] for node in sub._actions}
         return sub
 
     def without(self, done: Collection[str]) -> ActionGraph:
         """The actions not in `done`, with the edges among them: a producer in `done` counts as finished.
         `done` must hold every producer of each action it holds, so no action left out follows one kept."""
-        sub = ActionGraph()
-        sub.token = self.token
-        for node, action in self._actions.items():
-            if node not in done:
-                sub._add_known(action)
+        sub = self._with_actions(lambda node: node not in done)
         sub._pred = {node: tuple(p for p in self._pred[node] if p not in done) for node in sub._actions}
         sub._succ = {node: self._succ[node] for node in sub._actions}  # successors of a node not done are not done
         return sub
 
+    def _with_actions(self, keep: Callable[[str], bool]) -> ActionGraph:
+        """A graph of the actions `keep` accepts, in this graph's order; the caller gives it its edges."""
+        sub = ActionGraph()
+        sub.token = self.token  # its actions are this graph's: same token, same action per output
+        for node, action in self._actions.items():
+            if keep(node):
+                sub._add_known(action)
+        return sub
+
     def downstream(self, nodes: Iterable[str]) -> set[str]:
         """The nodes and every node that reads what one of them makes, directly or through others."""
-        found = set(nodes)
-        pending = list(found)
-        while pending:
-            fresh = [v for v in self._succ[pending.pop()] if v not in found]
-            found.update(fresh)
-            pending.extend(fresh)
-        return found
+        return _reachable(nodes, self._succ)
 
     def topological_order(self) -> list[Action]:
         """Dependencies first, the smallest primary output first among those ready: networkx's
@@ -226,3 +215,14 @@ class ActionGraph:
             lines.append(f'  "{producer}" -> "{consumer}";')
         lines.append("}")
         return "\n".join(lines) + "\n"
+
+
+def _reachable(starts: Iterable[str], adjacency: Mapping[str, Sequence[str]]) -> set[str]:
+    """The start nodes and every node reached from them along `adjacency`."""
+    found = set(starts)
+    pending = list(found)
+    while pending:
+        fresh = [v for v in adjacency[pending.pop()] if v not in found]
+        found.update(fresh)
+        pending.extend(fresh)
+    return found
