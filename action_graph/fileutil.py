@@ -38,12 +38,16 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
 @contextlib.contextmanager
 def atomic_open(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """A binary file to write that appears at `path` only once complete (streamed: no copy in memory)."""
+
+    def temp_file() -> tuple[int, str]:
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
     try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, temp = temp_file()
     except FileNotFoundError:
         # Made only when missing: a cold load writes thousands of cache entries into existing directories.
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, temp = temp_file()
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
