@@ -58,8 +58,10 @@ class PackageRecord:
     globs: tuple[GlobCall, ...]
     package: tuple[Any, ...]
     rule_classes: list[RuleClass]
+    # Names what analysis reads of the package (see PackageLoader.package_key): analysis entries record it.
+    content_key: str
 
-    key: str = ""  # names everything the evaluation depended on (analysis entries record it)
+    key: str = ""  # names everything the evaluation depended on
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -77,7 +79,7 @@ class _PackageEntry:
 class _AnalysisEntry:
     fingerprint: str
     key: str
-    packages: tuple[tuple[tuple[str, str], str], ...]  # (repo, package) -> PackageRecord.key
+    packages: tuple[tuple[tuple[str, str], str], ...]  # (repo, package) -> PackageRecord.content_key
     # Per package, the names of the source files the analysis read: (repo, package, names). Plain tuples are
     # cheaper to read back than labels, and a package's files are checked with set operations.
     source_files: tuple[tuple[str, str, tuple[str, ...]], ...]
@@ -215,7 +217,7 @@ class LoadCache:
     ) -> tuple[Any, tuple[str, ...]] | None:
         """(result, external repositories) of an analysis with this key whose inputs are all unchanged.
 
-        `package_key` loads a package (through the package cache) and returns its record key;
+        `package_key` loads a package (through the package cache) and returns its content key;
         `are_source_files(repo, package, names)` tells whether those labels all still name source files.
         """
         if not self.enabled:

@@ -160,6 +160,12 @@ class Package:
         data = (self.repo, self.name, self.build_file, targets, exported)
         return (*data, self.default_visibility, self.package_called), rule_classes
 
+    @staticmethod
+    def without_locations(data: tuple[Any, ...]) -> tuple[Any, ...]:
+        """frozen()'s data without where each target was declared, which only messages show."""
+        repo, name, build_file, targets, exported, *rest = data
+        return (repo, name, build_file, [t[:2] + t[3:] for t in targets], [t[:2] + t[3:] for t in exported], *rest)
+
     @classmethod
     def thawed(cls, data: tuple[Any, ...], rule_classes: list[RuleClass], directory: Path) -> Package:
         """The package frozen() described, its targets using `rule_classes`."""
@@ -190,7 +196,7 @@ class PackageLoader:
         self.load_cache = LoadCache(workspace, lambda: next(self._ids))
         self.snapshot = LoadingSnapshot(workspace, self.load_cache) if self.load_cache.enabled else None
         # Per package, the load cache's key of what its evaluation depended on (None: not cacheable).
-        self._record_keys: dict[tuple[str, str], str | None] = {}
+        self._content_keys: dict[tuple[str, str], str | None] = {}  # see package_key
         self._globs: list[GlobCall] = []  # glob() calls of the BUILD file being evaluated
         self._listings: dict[tuple[str, str], list[str]] = {}  # see offer_listings
         self._cacheable = True
@@ -244,13 +250,18 @@ class PackageLoader:
         return self._packages[key]
 
     def package_key(self, repo: str, name: str) -> str | None:
-        """The load cache's key of the package (loading it first); None if it cannot be cached."""
+        """The key of what the package declares (loading it first); None if it cannot be cached.
+
+        It names the package's targets and their rules, not how the BUILD file spelled them, so analysis
+        entries that record it stay valid across an edit that changes neither, such as a comment or a
+        reformatting: Bazel's change pruning.
+        """
         self.package(repo, name)
-        return self._record_keys.get((repo, name))
+        return self._content_keys.get((repo, name))
 
     def loaded_packages(self) -> dict[tuple[str, str], str | None]:
-        """Every package loaded so far, with its load cache key."""
-        return {key: self._record_keys.get(key) for key in self._packages}
+        """Every package loaded so far, with its package_key."""
+        return {key: self._content_keys.get(key) for key in self._packages}
 
     def target(self, label: Label) -> Target:
         return self.package(label.repo, label.package).target(label.name)
@@ -305,7 +316,7 @@ class PackageLoader:
         package = _thawed(record, listing.directory) if record is not None else None
         if record is None or package is None:
             return None
-        self._record_keys[repo, name] = record.key
+        self._content_keys[repo, name] = record.content_key
         return listing.give_to(package)
 
     def _evaluate_package(self, repo: str, name: str, path: Path, text: str | None, listing: _Listing) -> Package:
@@ -320,9 +331,11 @@ class PackageLoader:
         if self._cacheable and text is not None:
             bzl_files = tuple(self.host.loaded_bzl_files(build_label))
             frozen, rule_classes = package.frozen()
-            record = PackageRecord(str(path), text_digest(text), bzl_files, tuple(self._globs), frozen, rule_classes)
+            content_key = _content_key(frozen, rule_classes, bzl_files)
+            globs = tuple(self._globs)
+            record = PackageRecord(str(path), text_digest(text), bzl_files, globs, frozen, rule_classes, content_key)
             self.load_cache.store_package(repo, name, record)
-            self._record_keys[repo, name] = record.key
+            self._content_keys[repo, name] = content_key
         return package
 
     def _bzl_path(self, label: Label) -> Path:
@@ -458,6 +471,13 @@ class _Listing:
         if self._files is not None and package._files is None:
             package.set_files(self._files)
         return package
+
+
+def _content_key(frozen: tuple[Any, ...], rule_classes: list[RuleClass], bzl_files: tuple[Any, ...]) -> str:
+    """See PackageLoader.package_key. The .bzl files the BUILD file loaded count: the rules' implementations
+    are among them, and analysis runs those."""
+    rules = [rule_class.cache_key for rule_class in rule_classes]
+    return text_digest(repr((Package.without_locations(frozen), rules, bzl_files)))
 
 
 def _thawed(record: PackageRecord, directory: Path) -> Package | None:

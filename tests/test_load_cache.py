@@ -229,6 +229,26 @@ def test_a_changed_bzl_file_analyzes_again(workspace: Path) -> None:
     assert any("--crate-name=z_app" in action.argv for action in actions)
 
 
+def test_a_build_file_edit_that_declares_the_same_targets_keeps_the_analysis(workspace: Path) -> None:
+    # Bazel's change pruning: a comment or a reformatting changes how the BUILD file spells its targets.
+    _, actions = analyze(workspace)
+    build = workspace / "lib/BUILD.bazel"
+    build.write_text("# This comment moves the target down a line.\n" + build.read_text().replace(", ", ",\n    "))
+    again, same = analyze(workspace)
+    assert again.evaluated == ["@//lib"]
+    assert again.analyzed == 0
+    assert same == actions
+
+
+def test_a_build_file_edit_that_changes_a_target_analyzes_again(workspace: Path) -> None:
+    analyze(workspace)
+    build = workspace / "lib/BUILD.bazel"
+    build.write_text(build.read_text().replace('name = "lib",', 'name = "lib", rustc_flags = ["-Dwarnings"],'))
+    again, actions = analyze(workspace)
+    assert again.analyzed == 1
+    assert any("-Dwarnings" in action.argv for action in actions)
+
+
 def test_a_removed_source_file_is_an_error_again(workspace: Path) -> None:
     analyze(workspace)
     (workspace / "app/app.rs").unlink()
