@@ -17,6 +17,9 @@ Measured variants (median of --runs each, after one unmeasured warm-up run):
   are pybuild's overhead. The file gets its text back at the end.
 - `BUILD comment`: before each build a comment is appended to that binary's BUILD file. The package is
   evaluated again but declares the same targets, so analysis stays cached and no action runs.
+- `BUILD edited`: before each build the binary's `rustc_env` gets a new value in its BUILD file, so its
+  package's targets and what depends on them are analyzed again (nothing does: a binary), and its one
+  action runs.
 
 The other variants are answered from the no-op record (pybuild/noop_record.py) that the initial build
 or the warm-up run writes.
@@ -39,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,11 +91,20 @@ def build(root: Path, command: list[str], env: dict[str, str], jobs: int | None 
 
 @dataclass
 class Edit:
-    """A comment appended to `path` before each build, after which `executed` actions must run."""
+    """A change to `path` before each build, after which `executed` actions must run."""
 
     path: Path
-    comment: str  # how the file's language starts a comment
+    change: Callable[[str, str], str]  # (the text, a word new for each build) -> the new text
     executed: int
+
+
+def appended_comment(comment: str) -> Callable[[str, str], str]:
+    return lambda text, word: f"{text}{comment} edited by bench/noop.py at {word}\n"
+
+
+def new_binary_env(text: str, word: str) -> str:
+    """The binary's rustc_env with EDIT set to `word` (gen_workspace.py names the binary `tool`)."""
+    return re.sub(r'"BENCH_TARGET": "tool"(, "EDIT": "\d+")?', f'"BENCH_TARGET": "tool", "EDIT": "{word}"', text)
 
 
 def measure(
@@ -101,8 +114,7 @@ def measure(
 
     def one_build() -> dict[str, Any]:
         if edit is not None:
-            with edit.path.open("a", encoding="utf-8") as source:
-                source.write(f"{edit.comment} edited by bench/noop.py at {time.time_ns()}\n")
+            edit.path.write_text(edit.change(edit.path.read_text(encoding="utf-8"), str(time.time_ns())), "utf-8")
         return build(root, command, env)
 
     one_build()  # warm-up: page cache, and the caches' state after any earlier variant
@@ -196,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         binary = max(root.glob("libs/*/*/bin/*.rs"))  # a binary's source: no crate depends on it
         build_file = binary.parent.parent / "BUILD.bazel"
-        edits = {"binary edited": Edit(binary, "//", 1), "BUILD comment": Edit(build_file, "#", 0)}
+        edits = {
+            "binary edited": Edit(binary, appended_comment("//"), 1),
+            "BUILD comment": Edit(build_file, appended_comment("#"), 0),
+            "BUILD edited": Edit(build_file, new_binary_env, 1),
+        }
         environment = child_environment(args, scratch, False, True)
         for name, edit in edits.items():
             text = edit.path.read_text(encoding="utf-8")

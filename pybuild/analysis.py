@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -14,6 +15,7 @@ from action_graph.graph import ActionGraph, OutputConflictError
 from pybuild.errors import PybuildError
 from pybuild.gc_pause import collector_paused
 from pybuild.labels import Label, parse_label
+from pybuild.load_cache import CachedAnalysis
 from pybuild.packages import starlark_value
 from pybuild.rules import MISSING, RuleClass
 from pybuild.target_graph import TargetGraphLoader, dependencies_first, reject_cycles
@@ -23,6 +25,9 @@ _DRIVER = "<analysis driver>"
 # Targets per top-level statement of the driver: garbage is collected after each (see _driver_source).
 _CHUNK_TARGETS = 200
 _CPU_NAMES = {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+Summary = tuple[list[str], str | None, list[str]]  # a rule target's files, executable and runfiles (TargetSummary)
 
 
 @dataclass
@@ -57,7 +62,7 @@ class AnalysisResult:
 
     config: BuildConfig
     actions: ActionGraph
-    summaries: dict[str, tuple[list[str], str | None, list[str]]]  # label text -> files, executable, runfiles
+    summaries: dict[str, Summary]  # label text -> files, executable, runfiles
     closure: tuple[str, ...]  # label text of every target analysis reached, source files included
 
     def summary(self, label: Label) -> TargetSummary:
@@ -74,6 +79,7 @@ class Analysis:
         self.config = config
         self.actions = ActionGraph()
         self._current: str | None = None  # the label of the target being analyzed
+        self._fresh: set[str] | None = None  # the targets whose actions this analysis makes (None: all)
         self._resolved_toolchains: dict[Label, Label] = {}
         self._depsets = self.loader.depsets
         self._strings = self._depsets.strings
@@ -89,26 +95,36 @@ class Analysis:
 
     @collector_paused
     def run(self, labels: list[Label]) -> AnalysisResult:
-        key = self._cache_key(labels)
-        cached = self._from_cache(key)
-        if cached is not None:
-            return cached
-        result, closure = self._analyze(labels)
-        self._store(key, result, closure)
+        key, latest = self._cache_keys(labels)
+        loader = self.loader
+        cached = loader.load_cache.lookup_analysis(key, latest, loader.package_key, loader.are_source_files)
+        if cached is not None and cached.exact and not cached.changed_packages:
+            return self._reused(cached)
+        nodes, order, edges = self._target_graph(labels)
+        # From here only what stands of the previous analysis is held: all of it held ~70 MiB more at
+        # 10,000 targets, where an edit low in the graph leaves little standing.
+        kept = _Kept.of(cached, nodes, edges) if cached is not None else None
+        del cached
+        result = self._analyze(nodes, order, edges, kept)
+        self._store(key, latest, result, nodes)
         return result
 
-    def _analyze(self, labels: list[Label]) -> tuple[AnalysisResult, list[Label]]:
-        """The result, and the labels of every target it reached."""
-        nodes, order, edges = self._target_graph(labels)
+    def _analyze(
+        self, nodes: list[Label], order: list[Label], edges: list[tuple[Label, Label]], kept: _Kept | None
+    ) -> AnalysisResult:
+        """Run the rule implementations: of every target, or with what `kept` of a previous analysis, of the
+        fresh targets and, for their providers, of what they depend on."""
         toolchains = self._toolchains_by_target(nodes)
         for repo in sorted({label.repo for label in order if label.repo}):
             self.workspace.link_external_repository(repo)
-        rule_classes = {t.rule_class.rule_id: t.rule_class for t in map(self.loader.target, order) if t.rule_class}
-        released = _released_after_chunk(order, edges)
+        self._fresh = None if kept is None else set(map(str, kept.fresh))
+        run = order if kept is None else _with_dependencies(order, edges, kept.fresh)
+        rule_classes = {t.rule_class.rule_id: t.rule_class for t in map(self.loader.target, run) if t.rule_class}
+        released = _released_after_chunk(run, edges)
 
         def chunk(index: int) -> dict[str, Any]:
             # Made when the driver asks: the data of every target at once held ~55 MiB at 10,000 targets.
-            in_chunk = order[index * _CHUNK_TARGETS : (index + 1) * _CHUNK_TARGETS]
+            in_chunk = run[index * _CHUNK_TARGETS : (index + 1) * _CHUNK_TARGETS]
             targets = [self._target_data(label, toolchains.get(label, {})) for label in in_chunk]
             # One JSON text, which analysis.bzl decodes: ~3 times faster than converting the values one by one.
             return json.dumps({"targets": targets, "released": released.get(index, [])})
@@ -120,43 +136,44 @@ class Analysis:
             "host_analysis_chunk": chunk,
             "host_analysis_summaries": lambda found: summaries.update(found),
         }
-        chunks = -(-len(order) // _CHUNK_TARGETS)
+        chunks = -(-len(run) // _CHUNK_TARGETS)
         try:
             self.loader.host.eval_driver(_DRIVER, _driver_source(rule_classes.values(), chunks), functions)
         except PybuildError as error:
             raise self._in_current_target(error) from None
-        self.actions.link()
         found = {label: (v["files"], v["executable"], v["runfiles"]) for label, v in summaries.items()}
-        return AnalysisResult(self.config, self.actions, found, tuple(map(str, nodes))), nodes
+        if kept is not None:
+            self.actions, found = kept.merged(order, self.actions, found)
+        self.actions.link()
+        return AnalysisResult(self.config, self.actions, found, tuple(map(str, nodes)))
 
     # The load cache ----------------------------------------------------------------------------------
 
-    def _cache_key(self, labels: list[Label]) -> str:
-        """Everything analysis depends on besides the packages (which the entry records and checks)."""
+    def _cache_keys(self, labels: list[Label]) -> tuple[str, str]:
+        """The key of everything analysis depends on besides the packages (which the entry records and checks),
+        and that of the same without the targets asked for: the last analysis of this configuration."""
         settings = sorted((str(label), repr(value)) for label, value in self.config.build_settings.items())
         module = self.workspace.module
-        parts = ("analysis", [str(label) for label in labels], self.config.compilation_mode, self.config.name)
-        return self.loader.load_cache.analysis_key((*parts, settings, module.name, module.registered_toolchains))
+        config = (self.config.compilation_mode, self.config.name, settings, module.name, module.registered_toolchains)
+        cache = self.loader.load_cache
+        return cache.analysis_key(("analysis", [str(label) for label in labels], *config)), cache.analysis_key(config)
 
-    def _from_cache(self, key: str) -> AnalysisResult | None:
-        found = self.loader.load_cache.lookup_analysis(key, self.loader.package_key, self.loader.are_source_files)
-        if found is None:
-            return None
-        result, repositories = found
-        for repo in repositories:
+    def _reused(self, cached: CachedAnalysis) -> AnalysisResult:
+        for repo in cached.repositories:
             self.workspace.link_external_repository(repo)
+        result = cached.result
         self.actions = result.actions
         result.config = self.config
         return result
 
-    def _store(self, key: str, result: AnalysisResult, closure: list[Label]) -> None:
+    def _store(self, key: str, latest: str, result: AnalysisResult, nodes: list[Label]) -> None:
         packages = self.loader.loaded_packages()
         if None in packages.values():
             return  # a package the cache cannot vouch for (see PackageLoader._build_context)
-        sources = [label for label in closure if not self.loader.target(label).is_rule]
-        repositories = {label.repo for label in closure if label.repo}
+        sources = [label for label in nodes if not self.loader.target(label).is_rule]
+        repositories = {label.repo for label in nodes if label.repo}
         result.actions.token = uuid.uuid4().hex  # this result, wherever it is read again
-        self.loader.load_cache.store_analysis(key, packages, sources, repositories, result)
+        self.loader.load_cache.store_analysis(key, latest, packages, sources, repositories, result)
 
     # The target graph, with toolchains -------------------------------------------------------------
 
@@ -254,6 +271,8 @@ class Analysis:
         self._current = label  # its Target is looked up only for an error (see _in_current_target)
 
     def _register_action(self, spec: str | dict[str, Any]) -> None:
+        if self._fresh is not None and self._current not in self._fresh:
+            return  # analyzed for its providers alone: its actions are the previous analysis's
         if isinstance(spec, str):
             spec = json.loads(spec)  # analysis.bzl sends the action as one JSON text (faster)
         assert isinstance(spec, dict)
@@ -325,6 +344,83 @@ class Analysis:
         return PybuildError(f"in {target.description} {target.label}: {error.message}{location}", target.location)
 
 
+@dataclass
+class _Kept:
+    """What stands of a previous analysis: the actions and summaries of every target but the fresh ones."""
+
+    fresh: set[Label]  # the targets to analyze anew (see _fresh_targets)
+    actions: dict[str, list[Action]]  # owner -> its actions, in the order it made them
+    summaries: dict[str, Summary]
+
+    @classmethod
+    def of(cls, previous: CachedAnalysis, nodes: list[Label], edges: list[tuple[Label, Label]]) -> _Kept:
+        fresh = _fresh_targets(previous, nodes, edges)
+        stale = set(map(str, fresh))
+        result = previous.result
+        actions = {owner: made for owner, made in _by_owner(result.actions.actions).items() if owner not in stale}
+        return cls(fresh, actions, {label: s for label, s in result.summaries.items() if label not in stale})
+
+    def merged(
+        self, order: list[Label], made: ActionGraph, found: dict[str, Summary]
+    ) -> tuple[ActionGraph, dict[str, Summary]]:
+        """The actions and summaries a full analysis makes, in its order: the fresh targets' as this analysis
+        `made` and `found` them, the others' as they stand."""
+        fresh, new = set(map(str, self.fresh)), _by_owner(made.actions)
+        graph = ActionGraph()
+        summaries = {}
+        for label in map(str, order):
+            actions, known = (new, found) if label in fresh else (self.actions, self.summaries)
+            try:
+                for action in actions.get(label, ()):
+                    graph.add(action)  # checked again: a fresh output may clash with a kept one's path
+            except OutputConflictError as error:
+                raise PybuildError(str(error)) from None
+            if label in known:
+                summaries[label] = known[label]
+        return graph, summaries
+
+
+def _fresh_targets(previous: CachedAnalysis, nodes: list[Label], edges: list[tuple[Label, Label]]) -> set[Label]:
+    """The targets whose analysis may differ from the previous one: those of the packages that changed since,
+    those it did not reach, and every target that depends on one of them (their providers may differ).
+    Everything else a rule implementation reads is in the analysis key, as Bazel invalidates configured
+    targets along reverse dependencies."""
+    known = set(previous.result.closure)
+    changed = previous.changed_packages
+    seeds = [label for label in nodes if (label.repo, label.package) in changed or str(label) not in known]
+    dependents: dict[Label, list[Label]] = {}
+    for consumer, dependency in edges:
+        dependents.setdefault(dependency, []).append(consumer)
+    return _reachable(seeds, dependents)
+
+
+def _with_dependencies(order: list[Label], edges: list[tuple[Label, Label]], fresh: set[Label]) -> list[Label]:
+    """`fresh` and every target they depend on (whose providers they read), in analysis order."""
+    dependencies: dict[Label, list[Label]] = {}
+    for consumer, dependency in edges:
+        dependencies.setdefault(consumer, []).append(dependency)
+    needed = _reachable(fresh, dependencies)
+    return [label for label in order if label in needed]
+
+
+def _reachable(start: Iterable[Label], adjacent: dict[Label, list[Label]]) -> set[Label]:
+    reached = set(start)
+    pending = list(reached)
+    while pending:
+        for label in adjacent.get(pending.pop(), ()):
+            if label not in reached:
+                reached.add(label)
+                pending.append(label)
+    return reached
+
+
+def _by_owner(actions: list[Action]) -> dict[str, list[Action]]:
+    owned: dict[str, list[Action]] = {}
+    for action in actions:
+        owned.setdefault(action.owner, []).append(action)
+    return owned
+
+
 def _released_after_chunk(order: list[Label], edges: list[tuple[Label, Label]]) -> dict[int, list[str]]:
     """Per chunk, the targets no later chunk reads: analysis.bzl drops their providers after that chunk.
 
@@ -336,7 +432,8 @@ def _released_after_chunk(order: list[Label], edges: list[tuple[Label, Label]]) 
     position = {label: index for index, label in enumerate(order)}
     last_reader = position.copy()  # a target with no dependents: its own chunk needs it (for its summary)
     for consumer, dependency in edges:
-        last_reader[dependency] = max(last_reader[dependency], position[consumer])
+        if consumer in position:  # `order` may be part of the graph: some targets and all they depend on
+            last_reader[dependency] = max(last_reader[dependency], position[consumer])
     released: dict[int, list[str]] = {}
     for label, index in last_reader.items():
         released.setdefault(index // _CHUNK_TARGETS, []).append(str(label))

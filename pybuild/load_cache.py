@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from action_graph.fileutil import atomic_open, keep_newest, read_text_or_none
+from action_graph.fileutil import atomic_open, atomic_write_bytes, keep_newest, read_text_or_none
 from pybuild import globbing
 from pybuild.errors import PybuildError
 from pybuild.labels import Label
@@ -85,6 +85,17 @@ class _AnalysisEntry:
     source_files: tuple[tuple[str, str, tuple[str, ...]], ...]
     repositories: tuple[str, ...]  # external repositories the result's actions name
     result: Any  # AnalysisResult
+
+
+@dataclass
+class CachedAnalysis:
+    """An analysis the load cache holds for the key asked for."""
+
+    result: Any  # AnalysisResult
+    repositories: tuple[str, ...]  # external repositories its actions name
+    # (repo, package) of each package it read that declares something else now, or is gone.
+    changed_packages: set[tuple[str, str]]
+    exact: bool  # of the targets asked for: with no changed package, it is the analysis they need
 
 
 class LoadCache:
@@ -212,31 +223,35 @@ class LoadCache:
     def lookup_analysis(
         self,
         key: str,
+        latest: str,
         package_key: Callable[[str, str], str | None],
         are_source_files: Callable[[str, str, tuple[str, ...]], bool],
-    ) -> tuple[Any, tuple[str, ...]] | None:
-        """(result, external repositories) of an analysis with this key whose inputs are all unchanged.
+    ) -> CachedAnalysis | None:
+        """The analysis with this key, else the last one stored under `latest` (the same configuration, other
+        targets asked for), and which of the packages it read declare something else now. None without one,
+        or if a source file it read in an unchanged package is no longer one.
 
         `package_key` loads a package (through the package cache) and returns its content key;
         `are_source_files(repo, package, names)` tells whether those labels all still name source files.
         """
         if not self.enabled:
             return None
-        entry = self._read(self._analysis_path(key))
-        if not isinstance(entry, _AnalysisEntry) or (entry.fingerprint, entry.key) != (self.fingerprint(), key):
+        entry = self._analysis_entry(key) or self._analysis_entry(read_text_or_none(self._latest_path(latest)))
+        if entry is None:
             return None
+        changed = {package for package, recorded in entry.packages if _current_key(package_key, package) != recorded}
         try:
-            if any(package_key(repo, name) != recorded for (repo, name), recorded in entry.packages):
-                return None
-            if not all(are_source_files(*files) for files in entry.source_files):
+            # A changed package's source files are analyzed again, with every target that reads them.
+            if not all(are_source_files(*files) for files in entry.source_files if files[:2] not in changed):
                 return None
         except PybuildError:
             return None  # the analysis without the cache reports it
-        return entry.result, entry.repositories
+        return CachedAnalysis(entry.result, entry.repositories, changed, entry.key == key)
 
     def store_analysis(
         self,
         key: str,
+        latest: str,
         packages: dict[tuple[str, str], str | None],
         source_files: Iterable[Label],
         repositories: Iterable[str],
@@ -253,7 +268,18 @@ class LoadCache:
             result,
         )
         self._write(self._analysis_path(key), entry)
+        with contextlib.suppress(OSError):
+            atomic_write_bytes(self._latest_path(latest), key.encode())
         keep_newest(self._analysis_path(key).parent, "*.pickle", _KEEP_ANALYSES)
+
+    def _analysis_entry(self, key: str | None) -> _AnalysisEntry | None:
+        entry = self._read(self._analysis_path(key)) if key else None
+        if not isinstance(entry, _AnalysisEntry) or (entry.fingerprint, entry.key) != (self.fingerprint(), key):
+            return None
+        return entry
+
+    def _latest_path(self, latest: str) -> Path:
+        return self.directory / "analysis" / f"{latest}.latest"
 
     def _analysis_path(self, key: str) -> Path:
         return self.directory / "analysis" / f"{key}.pickle"
@@ -313,6 +339,14 @@ def _code_fingerprint() -> str:
     for path in code_files():
         hasher.update(path.name.encode() + b"\0" + path.read_bytes())
     return hasher.hexdigest()
+
+
+def _current_key(package_key: Callable[[str, str], str | None], package: tuple[str, str]) -> str | None:
+    """The package's content key now; None if it no longer loads (analysis reports that if it matters)."""
+    try:
+        return package_key(*package)
+    except PybuildError:
+        return None
 
 
 def _digest(text: str) -> str:

@@ -22,7 +22,7 @@ from action_graph.digests import FileDigests, action_key
 from action_graph.graph import ActionGraph
 from action_graph.scheduler import Outcome, ScheduleResult
 from action_graph.uptodate import STATE_FILE, UpToDate
-from pybuild.analysis import Analysis, BuildConfig
+from pybuild.analysis import Analysis, AnalysisResult, BuildConfig
 from pybuild.errors import PybuildError
 from pybuild.module_file import load_workspace
 from pybuild.packages import PackageLoader
@@ -57,6 +57,7 @@ class Loaded:
     targets: dict[str, tuple[str, str]]
     evaluated: list[str] = field(default_factory=list)
     analyzed: int = 0
+    fresh: set[str] | None = None  # the targets whose actions the last analysis made anew (None: all)
 
 
 @pytest.fixture
@@ -85,6 +86,11 @@ def load(root: Path) -> Loaded:
 
 
 def analyze(root: Path, compilation_mode: str = "fastbuild") -> tuple[Loaded, list[Action]]:
+    loaded, result = analyze_result(root, compilation_mode)
+    return loaded, result.actions.actions
+
+
+def analyze_result(root: Path, compilation_mode: str = "fastbuild") -> tuple[Loaded, AnalysisResult]:
     evaluated: list[str] = []
     graph = fresh_loader(root, evaluated)
     labels = [label for label in graph.resolve_patterns(["//..."]) if graph.loader.target(label).is_rule]
@@ -92,14 +98,14 @@ def analyze(root: Path, compilation_mode: str = "fastbuild") -> tuple[Loaded, li
     runs = []
     original = analysis._analyze
 
-    def spy(labels_: list) -> object:
+    def spy(*args: object) -> object:
         runs.append(1)
-        return original(labels_)
+        return original(*args)  # type: ignore[arg-type]
 
     analysis._analyze = spy  # type: ignore[method-assign]
     result = analysis.run(labels)
-    loaded = Loaded({}, [e for e in evaluated if e.startswith("@//")], len(runs))
-    return loaded, result.actions.actions
+    loaded = Loaded({}, [e for e in evaluated if e.startswith("@//")], len(runs), analysis._fresh)
+    return loaded, result
 
 
 def main(loaded: Loaded) -> list[str]:
@@ -247,6 +253,72 @@ def test_a_build_file_edit_that_changes_a_target_analyzes_again(workspace: Path)
     again, actions = analyze(workspace)
     assert again.analyzed == 1
     assert any("-Dwarnings" in action.argv for action in actions)
+
+
+def full_analysis(root: Path, monkeypatch: pytest.MonkeyPatch) -> AnalysisResult:
+    with monkeypatch.context() as without_cache:
+        without_cache.setenv("PYBUILD_LOAD_CACHE", "0")
+        return analyze_result(root)[1]
+
+
+def same_analysis(one: AnalysisResult, other: AnalysisResult) -> bool:
+    return (one.actions.actions, one.summaries, one.closure) == (other.actions.actions, other.summaries, other.closure)
+
+
+OTHER = {
+    "other/BUILD.bazel": RULES_RUST_LOAD + 'rust_library(name = "other", srcs = ["other.rs"])\n',
+    "other/other.rs": "",
+}
+
+
+FLAG = ("srcs =", 'rustc_flags = ["-Dwarnings"], srcs =')
+
+
+@pytest.mark.parametrize(
+    ("edited", "edit", "fresh", "changed_argv"),
+    [
+        ("app", FLAG, {"//app:app", "//app:app.rs"}, "-Dwarnings"),
+        ("lib", FLAG, {"//lib:lib", "//lib:src/lib.rs", "//app:app"}, "-Dwarnings"),
+        # What app's actions read of lib changes too: app must be analyzed again.
+        (
+            "lib",
+            ('name = "lib",', 'name = "lib", crate_name = "core2",'),
+            {"//lib:lib", "//lib:src/lib.rs", "//app:app"},
+            "--crate-name=core2",
+        ),
+    ],
+)
+def test_an_edit_analyzes_again_only_the_targets_that_depend_on_what_changed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    edited: str,
+    edit: tuple[str, str],
+    fresh: set[str],
+    changed_argv: str,
+) -> None:
+    # As Bazel invalidates configured targets along reverse dependencies; the rest of the result is kept.
+    root = write_workspace(tmp_path, WORKSPACE | OTHER)
+    analyze(root)
+    build = root / edited / "BUILD.bazel"
+    build.write_text(build.read_text().replace(*edit))
+    again, result = analyze_result(root)
+    assert again.analyzed == 1
+    assert again.fresh == fresh
+    assert {a.owner for a in result.actions.actions if changed_argv in a.argv} == {f"//{edited}:{edited}"}
+    assert same_analysis(result, full_analysis(root, monkeypatch))
+
+
+def test_targets_added_and_removed_since_the_last_analysis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_workspace(tmp_path, WORKSPACE | OTHER)
+    analyze(root)
+    (root / "other/BUILD.bazel").write_text(RULES_RUST_LOAD + 'rust_library(name = "renamed", srcs = ["other.rs"])\n')
+    (root / "new").mkdir()
+    (root / "new/BUILD.bazel").write_text(RULES_RUST_LOAD + 'rust_library(name = "new", srcs = ["other.rs"])\n')
+    (root / "new/other.rs").write_text("")
+    again, result = analyze_result(root)
+    assert again.fresh == {"//other:renamed", "//other:other.rs", "//new:new", "//new:other.rs"}
+    assert {a.owner for a in result.actions.actions} == {"//lib:lib", "//app:app", "//other:renamed", "//new:new"}
+    assert same_analysis(result, full_analysis(root, monkeypatch))
 
 
 def test_a_removed_source_file_is_an_error_again(workspace: Path) -> None:
