@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -97,13 +97,13 @@ class Analysis:
     def run(self, labels: list[Label]) -> AnalysisResult:
         key, latest = self._cache_keys(labels)
         loader = self.loader
-        cached = loader.load_cache.lookup_analysis(key, latest, loader.package_key, loader.are_source_files)
-        if cached is not None and cached.exact and not cached.changed_packages:
+        cached = loader.load_cache.lookup_analysis(key, latest)
+        if cached is not None and cached.exact and cached.unchanged(loader.package_key, loader.are_source_files):
             return self._reused(cached)
-        nodes, order, edges = self._target_graph(labels)
+        nodes, order, edges = self._target_graph(labels)  # which also finds any source file gone since
         # From here only what stands of the previous analysis is held: all of it held ~70 MiB more at
         # 10,000 targets, where an edit low in the graph leaves little standing.
-        kept = _Kept.of(cached, nodes, edges) if cached is not None else None
+        kept = _Kept.of(cached, nodes, edges, loader.package_key) if cached is not None else None
         del cached
         result = self._analyze(nodes, order, edges, kept)
         self._store(key, latest, result, nodes)
@@ -353,8 +353,15 @@ class _Kept:
     summaries: dict[str, Summary]
 
     @classmethod
-    def of(cls, previous: CachedAnalysis, nodes: list[Label], edges: list[tuple[Label, Label]]) -> _Kept:
-        fresh = _fresh_targets(previous, nodes, edges)
+    def of(
+        cls,
+        previous: CachedAnalysis,
+        nodes: list[Label],
+        edges: list[tuple[Label, Label]],
+        package_key: Callable[[str, str], str | None],
+    ) -> _Kept:
+        changed = previous.changed({(label.repo, label.package) for label in nodes}, package_key)
+        fresh = _fresh_targets(previous.result, changed, nodes, edges)
         stale = set(map(str, fresh))
         result = previous.result
         actions = {owner: made for owner, made in _by_owner(result.actions.actions).items() if owner not in stale}
@@ -380,13 +387,14 @@ class _Kept:
         return graph, summaries
 
 
-def _fresh_targets(previous: CachedAnalysis, nodes: list[Label], edges: list[tuple[Label, Label]]) -> set[Label]:
+def _fresh_targets(
+    previous: AnalysisResult, changed: set[tuple[str, str]], nodes: list[Label], edges: list[tuple[Label, Label]]
+) -> set[Label]:
     """The targets whose analysis may differ from the previous one: those of the packages that changed since,
     those it did not reach, and every target that depends on one of them (their providers may differ).
     Everything else a rule implementation reads is in the analysis key, as Bazel invalidates configured
     targets along reverse dependencies."""
-    known = set(previous.result.closure)
-    changed = previous.changed_packages
+    known = set(previous.closure)
     seeds = [label for label in nodes if (label.repo, label.package) in changed or str(label) not in known]
     dependents: dict[Label, list[Label]] = {}
     for consumer, dependency in edges:

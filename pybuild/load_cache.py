@@ -89,13 +89,36 @@ class _AnalysisEntry:
 
 @dataclass
 class CachedAnalysis:
-    """An analysis the load cache holds for the key asked for."""
+    """An analysis the load cache holds, and what it read."""
 
     result: Any  # AnalysisResult
     repositories: tuple[str, ...]  # external repositories its actions name
-    # (repo, package) of each package it read that declares something else now, or is gone.
-    changed_packages: set[tuple[str, str]]
-    exact: bool  # of the targets asked for: with no changed package, it is the analysis they need
+    exact: bool  # of the targets asked for
+    packages: dict[tuple[str, str], str]  # (repo, package) -> PackageRecord.content_key, of every package it read
+    source_files: tuple[tuple[str, str, tuple[str, ...]], ...]  # see _AnalysisEntry
+
+    def unchanged(
+        self,
+        package_key: Callable[[str, str], str | None],
+        are_source_files: Callable[[str, str, tuple[str, ...]], bool],
+    ) -> bool:
+        """Whether every package it read declares the same now, and every source file it read is one still.
+
+        `package_key` loads a package (through the package cache) and returns its content key;
+        `are_source_files(repo, package, names)` tells whether those labels all still name source files.
+        """
+        try:
+            if any(package_key(*package) != recorded for package, recorded in self.packages.items()):
+                return False
+            return all(are_source_files(*files) for files in self.source_files)
+        except PybuildError:
+            return False  # the analysis without the cache reports it
+
+    def changed(
+        self, packages: Iterable[tuple[str, str]], package_key: Callable[[str, str], str | None]
+    ) -> set[tuple[str, str]]:
+        """Those of `packages` it did not read, or that declare something else now."""
+        return {package for package in packages if self.packages.get(package) != package_key(*package)}
 
 
 class LoadCache:
@@ -220,33 +243,16 @@ class LoadCache:
     def analysis_key(self, parts: Iterable[object]) -> str:
         return _digest(repr((self.fingerprint(), *parts)))
 
-    def lookup_analysis(
-        self,
-        key: str,
-        latest: str,
-        package_key: Callable[[str, str], str | None],
-        are_source_files: Callable[[str, str, tuple[str, ...]], bool],
-    ) -> CachedAnalysis | None:
-        """The analysis with this key, else the last one stored under `latest` (the same configuration, other
-        targets asked for), and which of the packages it read declare something else now. None without one,
-        or if a source file it read in an unchanged package is no longer one.
-
-        `package_key` loads a package (through the package cache) and returns its content key;
-        `are_source_files(repo, package, names)` tells whether those labels all still name source files.
-        """
+    def lookup_analysis(self, key: str, latest: str) -> CachedAnalysis | None:
+        """The analysis stored under this key, else the last one stored under `latest` (the same configuration,
+        other targets asked for). Whether what it read is unchanged, CachedAnalysis answers."""
         if not self.enabled:
             return None
         entry = self._analysis_entry(key) or self._analysis_entry(read_text_or_none(self._latest_path(latest)))
         if entry is None:
             return None
-        changed = {package for package, recorded in entry.packages if _current_key(package_key, package) != recorded}
-        try:
-            # A changed package's source files are analyzed again, with every target that reads them.
-            if not all(are_source_files(*files) for files in entry.source_files if files[:2] not in changed):
-                return None
-        except PybuildError:
-            return None  # the analysis without the cache reports it
-        return CachedAnalysis(entry.result, entry.repositories, changed, entry.key == key)
+        exact = entry.key == key
+        return CachedAnalysis(entry.result, entry.repositories, exact, dict(entry.packages), entry.source_files)
 
     def store_analysis(
         self,
@@ -339,14 +345,6 @@ def _code_fingerprint() -> str:
     for path in code_files():
         hasher.update(path.name.encode() + b"\0" + path.read_bytes())
     return hasher.hexdigest()
-
-
-def _current_key(package_key: Callable[[str, str], str | None], package: tuple[str, str]) -> str | None:
-    """The package's content key now; None if it no longer loads (analysis reports that if it matters)."""
-    try:
-        return package_key(*package)
-    except PybuildError:
-        return None
 
 
 def _digest(text: str) -> str:

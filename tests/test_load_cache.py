@@ -58,6 +58,7 @@ class Loaded:
     evaluated: list[str] = field(default_factory=list)
     analyzed: int = 0
     fresh: set[str] | None = None  # the targets whose actions the last analysis made anew (None: all)
+    read: set[str] = field(default_factory=set)  # the main repository's packages it loaded
 
 
 @pytest.fixture
@@ -90,10 +91,12 @@ def analyze(root: Path, compilation_mode: str = "fastbuild") -> tuple[Loaded, li
     return loaded, result.actions.actions
 
 
-def analyze_result(root: Path, compilation_mode: str = "fastbuild") -> tuple[Loaded, AnalysisResult]:
+def analyze_result(
+    root: Path, compilation_mode: str = "fastbuild", pattern: str = "//..."
+) -> tuple[Loaded, AnalysisResult]:
     evaluated: list[str] = []
     graph = fresh_loader(root, evaluated)
-    labels = [label for label in graph.resolve_patterns(["//..."]) if graph.loader.target(label).is_rule]
+    labels = [label for label in graph.resolve_patterns([pattern]) if graph.loader.target(label).is_rule]
     analysis = Analysis(graph, BuildConfig(compilation_mode=compilation_mode))
     runs = []
     original = analysis._analyze
@@ -105,6 +108,7 @@ def analyze_result(root: Path, compilation_mode: str = "fastbuild") -> tuple[Loa
     analysis._analyze = spy  # type: ignore[method-assign]
     result = analysis.run(labels)
     loaded = Loaded({}, [e for e in evaluated if e.startswith("@//")], len(runs), analysis._fresh)
+    loaded.read = {name for repo, name in graph.loader.loaded_packages() if not repo}
     return loaded, result
 
 
@@ -255,10 +259,10 @@ def test_a_build_file_edit_that_changes_a_target_analyzes_again(workspace: Path)
     assert any("-Dwarnings" in action.argv for action in actions)
 
 
-def full_analysis(root: Path, monkeypatch: pytest.MonkeyPatch) -> AnalysisResult:
+def full_analysis(root: Path, monkeypatch: pytest.MonkeyPatch, pattern: str = "//...") -> AnalysisResult:
     with monkeypatch.context() as without_cache:
         without_cache.setenv("PYBUILD_LOAD_CACHE", "0")
-        return analyze_result(root)[1]
+        return analyze_result(root, pattern=pattern)[1]
 
 
 def same_analysis(one: AnalysisResult, other: AnalysisResult) -> bool:
@@ -319,6 +323,17 @@ def test_targets_added_and_removed_since_the_last_analysis(tmp_path: Path, monke
     assert again.fresh == {"//other:renamed", "//other:other.rs", "//new:new", "//new:other.rs"}
     assert {a.owner for a in result.actions.actions} == {"//lib:lib", "//app:app", "//other:renamed", "//new:new"}
     assert same_analysis(result, full_analysis(root, monkeypatch))
+
+
+def test_asking_for_other_targets_starts_from_the_last_analysis_and_reads_only_their_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_workspace(tmp_path, WORKSPACE | OTHER)
+    analyze(root)
+    again, result = analyze_result(root, pattern="//app")
+    assert (again.analyzed, again.fresh) == (1, set())
+    assert again.read == {"app", "lib"}  # not "other" nor "tools", which the last analysis read
+    assert same_analysis(result, full_analysis(root, monkeypatch, "//app"))
 
 
 def test_a_removed_source_file_is_an_error_again(workspace: Path) -> None:
