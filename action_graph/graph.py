@@ -26,16 +26,22 @@ class ActionGraph:
         # of (transitive) edges, and a dict entry per edge cost ~100 MB at 10,000 targets.
         self._succ: dict[str, list[str]] = {}
         self._pred: dict[str, tuple[str, ...]] = {}
-        # Names this exact set of actions where the load cache keeps it (every copy has the same token):
-        # UpToDate trusts an action of a graph with its token without comparing it field by field.
+        # Names the analysis that made these actions where the load cache keeps it (every copy has the same
+        # token): UpToDate trusts an action with the token it knows without comparing it field by field.
         self.token: str | None = None
+        # Actions an analysis kept from an earlier one (an incremental analysis): primary output -> its token.
+        self.earlier_tokens: dict[str, str] = {}
         self._producers: dict[str, Action] = {}
         self._directories: dict[str, str] = {}  # every parent directory of an output -> one such output
         for action in actions:
             self.add(action)
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update({"token": None, **state})
+        self.__dict__.update({"token": None, "earlier_tokens": {}, **state})
+
+    def token_of(self, node: str) -> str | None:
+        """The token of the analysis that made the action of `node`."""
+        return self.earlier_tokens.get(node, self.token)
 
     def add(self, action: Action) -> None:
         for output in action.outputs:
@@ -151,7 +157,7 @@ class ActionGraph:
     def _with_actions(self, keep: Callable[[str], bool]) -> ActionGraph:
         """A graph of the actions `keep` accepts, in this graph's order; the caller gives it its edges."""
         sub = ActionGraph()
-        sub.token = self.token  # its actions are this graph's: same token, same action per output
+        sub.token, sub.earlier_tokens = self.token, self.earlier_tokens  # its actions are this graph's
         for node, action in self._actions.items():
             if keep(node):
                 sub._add_known(action)

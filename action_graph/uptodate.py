@@ -30,7 +30,7 @@ from action_graph.graph import ActionGraph
 from action_graph.scheduler import Outcome, ScheduleResult
 
 STATE_FILE = "uptodate.pickle"
-_FORMAT = 2
+_FORMAT = 3
 
 
 @dataclass
@@ -38,17 +38,24 @@ class _State:
     """What the last successful build computed, and from what."""
 
     format: int = _FORMAT
-    # The graph's ActionGraph.token: its actions need not be kept here nor compared field by field.
-    token: str | None = None
-    # primary output -> (the action, or None under a token; the digests of its inputs in `inputs` order; its key)
-    keys: dict[str, tuple[Action | None, tuple[str | None, ...], str]] = field(default_factory=dict)
+    token: str | None = None  # the graph's ActionGraph.token
+    # primary output -> (the token of the analysis that made the action (ActionGraph.token_of), or the action
+    # itself if it has none; the digests of its inputs in `inputs` order; its key). An action with a token
+    # need not be kept here nor compared field by field.
+    keys: dict[str, tuple[Action | str, tuple[str | None, ...], str]] = field(default_factory=dict)
     # action key -> (identity of its cache entry file, the entry)
     entries: dict[str, tuple[Identity, ActionResult]] = field(default_factory=dict)
 
     def record(
-        self, action: Action, digests: tuple[str, ...], key: str, identity: Identity, entry: ActionResult
+        self,
+        action: Action,
+        token: str | None,
+        digests: tuple[str, ...],
+        key: str,
+        identity: Identity,
+        entry: ActionResult,
     ) -> None:
-        self.keys[action.primary_output] = (None if self.token else action, digests, key)
+        self.keys[action.primary_output] = (token or action, digests, key)
         self.entries[key] = (identity, entry)
 
 
@@ -77,14 +84,13 @@ class UpToDate:
         digest = _memoized(self.digests.digest)
         self._learned = False
         inputs = _digests_or_none(dict.fromkeys(chain.from_iterable(a.inputs for a in actions)), digest)
-        same_actions = state.token is not None and state.token == graph.token
         predecessors = graph.predecessors()
         failed: set[str] = set()  # no cached result, or after an action without one
         found = []
         for node, action in graph.items():  # analysis order: producers come first, as a rule
             cached = None
             if not (failed and any(map(failed.__contains__, predecessors[node]))):
-                cached = self._cached(action, state, same_actions, inputs, digest)
+                cached = self._cached(action, graph.token_of(node), state, inputs, digest)
             if cached is None:
                 failed.add(node)
             else:
@@ -94,7 +100,7 @@ class UpToDate:
         results = []
         for action, digests, key, identity, result in found:
             if action.primary_output not in left:
-                self._found.record(action, digests, key, identity, result)
+                self._found.record(action, graph.token_of(action.primary_output), digests, key, identity, result)
                 results.append((action, result))
         self.answered = not left
         if self.answered:
@@ -108,17 +114,17 @@ class UpToDate:
     def _cached(
         self,
         action: Action,
+        token: str | None,
         state: _State,
-        same_actions: bool,
         inputs: dict[str, str | None],
         digest: Callable[[str], str],
     ) -> tuple[tuple[str, ...], str, Identity, ActionResult] | None:
-        """(its input digests, its key, its cache entry file's identity, the entry) if the action is a cache
-        hit with its outputs in place."""
+        """(its input digests, its key, its cache entry file's identity, the entry) if the action (made by the
+        analysis with this token) is a cache hit with its outputs in place."""
         digests = tuple(map(inputs.__getitem__, action.inputs))
         if None in digests:
             return None  # a missing input: the scheduler reports it, or makes it first
-        key = _known_key(action, state, same_actions, digests)
+        key = _known_key(action, token, state, digests)
         if key is None:
             key, self._learned = action_key(action, inputs.__getitem__), True
         identity, result = self._entry(key, state)
@@ -151,7 +157,7 @@ class UpToDate:
         state = self._found if self._found.token == graph.token else _State(token=graph.token)
         for action in graph.actions:
             if action.primary_output not in state.keys:
-                self._remember_action(action, state, digest)
+                self._remember_action(action, graph.token_of(action.primary_output), state, digest)
         self.entries = {key: result for key, (_, result) in state.entries.items()}
         self._write(state)
 
@@ -159,7 +165,7 @@ class UpToDate:
         with contextlib.suppress(OSError):  # only a later build's speed depends on it
             atomic_write_bytes(self.path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
-    def _remember_action(self, action: Action, state: _State, digest: Callable[[str], str]) -> None:
+    def _remember_action(self, action: Action, token: str | None, state: _State, digest: Callable[[str], str]) -> None:
         try:
             digests = tuple(digest(path) for path in action.inputs)
             key = action_key(action, digest)
@@ -168,7 +174,7 @@ class UpToDate:
         identity = file_identity(self.cache.entry_file(key))
         entry = self.cache.lookup(key)
         if identity is not None and entry is not None:
-            state.record(action, digests, key, identity, entry)
+            state.record(action, token, digests, key, identity, entry)
 
     def _load(self) -> _State | None:
         try:
@@ -179,13 +185,14 @@ class UpToDate:
         return state if isinstance(state, _State) and state.format == _FORMAT else None
 
 
-def _known_key(action: Action, state: _State, same_actions: bool, digests: tuple[str, ...]) -> str | None:
-    """The key the last build computed, if the action and every input digest are the same now."""
+def _known_key(action: Action, token: str | None, state: _State, digests: tuple[str, ...]) -> str | None:
+    """The key the last build computed, if the action (made by the analysis with this token) and every input
+    digest are the same now."""
     known = state.keys.get(action.primary_output)
     if known is None:
         return None
     stored, known_digests, key = known
-    if not (same_actions if stored is None else stored == action):
+    if not (stored == token if isinstance(stored, str) else stored == action):
         return None
     return key if digests == known_digests else None
 

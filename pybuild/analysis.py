@@ -351,6 +351,9 @@ class _Kept:
     fresh: set[Label]  # the targets to analyze anew (see _fresh_targets)
     actions: dict[str, list[Action]]  # owner -> its actions, in the order it made them
     summaries: dict[str, Summary]
+    # Primary output -> the token of the analysis that made the action (ActionGraph.earlier_tokens): the
+    # up-to-date check of execution then trusts what it knows of the kept actions.
+    tokens: dict[str, str]
 
     @classmethod
     def of(
@@ -364,8 +367,11 @@ class _Kept:
         fresh = _fresh_targets(previous.result, changed, nodes, edges)
         stale = set(map(str, fresh))
         result = previous.result
-        actions = {owner: made for owner, made in _by_owner(result.actions.actions).items() if owner not in stale}
-        return cls(fresh, actions, {label: s for label, s in result.summaries.items() if label not in stale})
+        graph: ActionGraph = result.actions
+        actions = {owner: made for owner, made in _by_owner(graph.actions).items() if owner not in stale}
+        summaries = {label: summary for label, summary in result.summaries.items() if label not in stale}
+        made_by = ((a.primary_output, graph.token_of(a.primary_output)) for kept in actions.values() for a in kept)
+        return cls(fresh, actions, summaries, {node: token for node, token in made_by if token})
 
     def merged(
         self, order: list[Label], made: ActionGraph, found: dict[str, Summary]
@@ -374,6 +380,7 @@ class _Kept:
         `made` and `found` them, the others' as they stand."""
         fresh, new = set(map(str, self.fresh)), _by_owner(made.actions)
         graph = ActionGraph()
+        graph.earlier_tokens = self.tokens
         summaries = {}
         for label in map(str, order):
             actions, known = (new, found) if label in fresh else (self.actions, self.summaries)

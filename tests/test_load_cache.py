@@ -302,7 +302,7 @@ def test_an_edit_analyzes_again_only_the_targets_that_depend_on_what_changed(
 ) -> None:
     # As Bazel invalidates configured targets along reverse dependencies; the rest of the result is kept.
     root = write_workspace(tmp_path, WORKSPACE | OTHER)
-    analyze(root)
+    first = analyze_result(root)[1].actions.token
     build = root / edited / "BUILD.bazel"
     build.write_text(build.read_text().replace(*edit))
     again, result = analyze_result(root)
@@ -310,6 +310,10 @@ def test_an_edit_analyzes_again_only_the_targets_that_depend_on_what_changed(
     assert again.fresh == fresh
     assert {a.owner for a in result.actions.actions if changed_argv in a.argv} == {f"//{edited}:{edited}"}
     assert same_analysis(result, full_analysis(root, monkeypatch))
+    # What execution trusts by token: the kept actions keep the one of the analysis that made them.
+    made = {a.owner: result.actions.token_of(a.primary_output) for a in result.actions.actions}
+    assert {owner for owner, token in made.items() if token == first} == made.keys() - fresh
+    assert {owner for owner, token in made.items() if token == result.actions.token} == made.keys() & fresh
 
 
 def test_targets_added_and_removed_since_the_last_analysis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -506,7 +510,9 @@ def test_a_removed_cache_entry_is_not_cached(tmp_path: Path) -> None:
     assert executed.vouched() == []
 
 
-def test_a_graph_from_the_load_cache_is_trusted_by_its_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def computed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The primary outputs of the actions whose keys the check computes (once set up)."""
     import action_graph.uptodate
 
     computed: list[str] = []
@@ -515,8 +521,13 @@ def test_a_graph_from_the_load_cache_is_trusted_by_its_token(tmp_path: Path, mon
         computed.append(action.primary_output)
         return action_key(action, digest)
 
-    executed = Executed(tmp_path, token="t1")
     monkeypatch.setattr(action_graph.uptodate, "action_key", counted)
+    return computed
+
+
+def test_a_graph_from_the_load_cache_is_trusted_by_its_token(tmp_path: Path, computed: list[str]) -> None:
+    executed = Executed(tmp_path, token="t1")
+    computed.clear()
     assert executed.vouched() == ["out/out.txt"]
     assert computed == []
     assert executed.vouched(token="t2") == ["out/out.txt"]  # another analysis: keys computed afresh, still cached
@@ -524,6 +535,18 @@ def test_a_graph_from_the_load_cache_is_trusted_by_its_token(tmp_path: Path, mon
     assert computed == ["out/out.txt"]
     (tmp_path / "in.txt").write_text("changed")
     assert executed.vouched(token="t2") == []
+
+
+def test_actions_an_analysis_kept_are_trusted_by_the_token_of_the_one_that_made_them(
+    tmp_path: Path, computed: list[str]
+) -> None:
+    executed = Executed(tmp_path, token="t1", actions=(_copy("a", "in.txt"), _copy("b", "in.txt")))
+    computed.clear()
+    graph = executed.graph("t2")
+    graph.earlier_tokens = {"out/a.txt": "t1"}  # an incremental analysis kept a and made b again
+    checker = UpToDate(executed.state, FileDigests(str(tmp_path)), ActionCache(executed.state))
+    assert sorted(o.action.primary_output for o in checker.check(graph, 0.0).outcomes) == ["out/a.txt", "out/b.txt"]
+    assert computed == ["out/b.txt"]
 
 
 def test_a_corrupt_state_file_is_ignored(tmp_path: Path) -> None:
