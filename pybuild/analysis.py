@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -16,7 +16,7 @@ from pybuild.errors import PybuildError
 from pybuild.gc_pause import collector_paused
 from pybuild.labels import Label, parse_label
 from pybuild.load_cache import CachedAnalysis
-from pybuild.packages import starlark_value
+from pybuild.packages import PackageLoader, starlark_value
 from pybuild.rules import MISSING, RuleClass
 from pybuild.target_graph import TargetGraphLoader, dependencies_first, reject_cycles
 from pybuild.workspace import OUTPUT_DIR_NAME
@@ -103,7 +103,7 @@ class Analysis:
         nodes, order, edges = self._target_graph(labels)  # which also finds any source file gone since
         # From here only what stands of the previous analysis is held: all of it held ~70 MiB more at
         # 10,000 targets, where an edit low in the graph leaves little standing.
-        kept = _Kept.of(cached, nodes, edges, loader.package_key) if cached is not None else None
+        kept = _Kept.of(cached, nodes, edges, loader) if cached is not None else None
         del cached
         result = self._analyze(nodes, order, edges, kept)
         self._store(key, latest, result, nodes)
@@ -170,10 +170,13 @@ class Analysis:
         packages = self.loader.loaded_packages()
         if None in packages.values():
             return  # a package the cache cannot vouch for (see PackageLoader._build_context)
-        sources = [label for label in nodes if not self.loader.target(label).is_rule]
+        loader = self.loader
+        rules = {label for label in nodes if loader.target(label).is_rule}
+        targets = {str(label): loader.target_key(label) or "" for label in rules}
+        sources = [label for label in nodes if label not in rules]
         repositories = {label.repo for label in nodes if label.repo}
         result.actions.token = uuid.uuid4().hex  # this result, wherever it is read again
-        self.loader.load_cache.store_analysis(key, latest, packages, sources, repositories, result)
+        loader.load_cache.store_analysis(key, latest, packages, targets, sources, repositories, result)
 
     # The target graph, with toolchains -------------------------------------------------------------
 
@@ -361,10 +364,9 @@ class _Kept:
         previous: CachedAnalysis,
         nodes: list[Label],
         edges: list[tuple[Label, Label]],
-        package_key: Callable[[str, str], str | None],
+        loader: PackageLoader,
     ) -> _Kept:
-        changed = previous.changed({(label.repo, label.package) for label in nodes}, package_key)
-        fresh = _fresh_targets(previous.result, changed, nodes, edges)
+        fresh = _fresh_targets(previous, nodes, edges, loader)
         stale = set(map(str, fresh))
         result = previous.result
         graph: ActionGraph = result.actions
@@ -395,14 +397,20 @@ class _Kept:
 
 
 def _fresh_targets(
-    previous: AnalysisResult, changed: set[tuple[str, str]], nodes: list[Label], edges: list[tuple[Label, Label]]
+    previous: CachedAnalysis, nodes: list[Label], edges: list[tuple[Label, Label]], loader: PackageLoader
 ) -> set[Label]:
-    """The targets whose analysis may differ from the previous one: those of the packages that changed since,
-    those it did not reach, and every target that depends on one of them (their providers may differ).
-    Everything else a rule implementation reads is in the analysis key, as Bazel invalidates configured
-    targets along reverse dependencies."""
-    known = set(previous.closure)
-    seeds = [label for label in nodes if (label.repo, label.package) in changed or str(label) not in known]
+    """The targets whose analysis may differ from the previous one: those it did not reach, those declared
+    otherwise since (each target of a changed package is compared by its key), and every target that
+    depends on one of them (their providers may differ). Everything else a rule implementation reads is in
+    the analysis key, as Bazel invalidates configured targets along reverse dependencies."""
+    known, declared = set(previous.result.closure), previous.targets
+    changed = previous.changed({(label.repo, label.package) for label in nodes}, loader.package_key)
+    seeds = [
+        label
+        for label in nodes
+        if str(label) not in known
+        or ((label.repo, label.package) in changed and declared.get(str(label)) != loader.target_key(label))
+    ]
     dependents: dict[Label, list[Label]] = {}
     for consumer, dependency in edges:
         dependents.setdefault(dependency, []).append(consumer)

@@ -58,8 +58,10 @@ class PackageRecord:
     globs: tuple[GlobCall, ...]
     package: tuple[Any, ...]
     rule_classes: list[RuleClass]
-    # Names what analysis reads of the package (see PackageLoader.package_key): analysis entries record it.
+    # Name what analysis reads of the package and of each target (see PackageLoader.package_key and
+    # target_key): analysis entries record them.
     content_key: str
+    target_keys: dict[str, str]
 
     key: str = ""  # names everything the evaluation depended on
 
@@ -80,6 +82,7 @@ class _AnalysisEntry:
     fingerprint: str
     key: str
     packages: tuple[tuple[tuple[str, str], str], ...]  # (repo, package) -> PackageRecord.content_key
+    targets: dict[str, str]  # label text -> PackageRecord.target_keys[name], of every rule target analyzed
     # Per package, the names of the source files the analysis read: (repo, package, names). Plain tuples are
     # cheaper to read back than labels, and a package's files are checked with set operations.
     source_files: tuple[tuple[str, str, tuple[str, ...]], ...]
@@ -95,6 +98,7 @@ class CachedAnalysis:
     repositories: tuple[str, ...]  # external repositories its actions name
     exact: bool  # of the targets asked for
     packages: dict[tuple[str, str], str]  # (repo, package) -> PackageRecord.content_key, of every package it read
+    targets: dict[str, str]  # label text -> PackageRecord.target_keys[name], of every rule target it analyzed
     source_files: tuple[tuple[str, str, tuple[str, ...]], ...]  # see _AnalysisEntry
 
     def unchanged(
@@ -252,13 +256,15 @@ class LoadCache:
         if entry is None:
             return None
         exact = entry.key == key
-        return CachedAnalysis(entry.result, entry.repositories, exact, dict(entry.packages), entry.source_files)
+        packages = dict(entry.packages)
+        return CachedAnalysis(entry.result, entry.repositories, exact, packages, entry.targets, entry.source_files)
 
     def store_analysis(
         self,
         key: str,
         latest: str,
         packages: dict[tuple[str, str], str | None],
+        targets: dict[str, str],
         source_files: Iterable[Label],
         repositories: Iterable[str],
         result: Any,
@@ -269,6 +275,7 @@ class LoadCache:
             self.fingerprint(),
             key,
             tuple(sorted(packages.items())),
+            targets,
             _by_package(source_files),
             tuple(sorted(repositories)),
             result,

@@ -161,10 +161,19 @@ class Package:
         return (*data, self.default_visibility, self.package_called), rule_classes
 
     @staticmethod
-    def without_locations(data: tuple[Any, ...]) -> tuple[Any, ...]:
-        """frozen()'s data without where each target was declared, which only messages show."""
+    def declaration_keys(data: tuple[Any, ...], rule_keys: list[str], context: str) -> tuple[str, dict[str, str]]:
+        """Digests of what frozen()'s data declares: of the whole package, and of each target by name, without
+        where a target was declared, which only messages show. `rule_keys` name the rule classes in the data's
+        order; `context` is what else the declarations mean something by (the .bzl files loaded)."""
         repo, name, build_file, targets, exported, *rest = data
-        return (repo, name, build_file, [t[:2] + t[3:] for t in targets], [t[:2] + t[3:] for t in exported], *rest)
+        keys = {
+            label.name: text_digest(
+                repr((label, kind, visible_to, rule_keys[which] if which is not None else None, given, context))
+            )
+            for label, kind, _, visible_to, which, given in targets
+        }
+        exported = [(label, kind, visible_to) for label, kind, _, visible_to in exported]
+        return text_digest(repr((repo, name, build_file, list(keys.items()), exported, *rest))), keys
 
     @classmethod
     def thawed(cls, data: tuple[Any, ...], rule_classes: list[RuleClass], directory: Path) -> Package:
@@ -196,7 +205,7 @@ class PackageLoader:
         self.load_cache = LoadCache(workspace, lambda: next(self._ids))
         self.snapshot = LoadingSnapshot(workspace, self.load_cache) if self.load_cache.enabled else None
         # Per package, the load cache's key of what its evaluation depended on (None: not cacheable).
-        self._content_keys: dict[tuple[str, str], str | None] = {}  # see package_key
+        self._keys: dict[tuple[str, str], PackageRecord] = {}  # of each cacheable package: see package_key
         self._globs: list[GlobCall] = []  # glob() calls of the BUILD file being evaluated
         self._listings: dict[tuple[str, str], list[str]] = {}  # see offer_listings
         self._cacheable = True
@@ -257,11 +266,18 @@ class PackageLoader:
         reformatting: Bazel's change pruning.
         """
         self.package(repo, name)
-        return self._content_keys.get((repo, name))
+        record = self._keys.get((repo, name))
+        return record.content_key if record is not None else None
+
+    def target_key(self, label: Label) -> str | None:
+        """The key of what the target's package declares of it, as package_key is of the whole package."""
+        self.package(label.repo, label.package)
+        record = self._keys.get((label.repo, label.package))
+        return record.target_keys.get(label.name) if record is not None else None
 
     def loaded_packages(self) -> dict[tuple[str, str], str | None]:
         """Every package loaded so far, with its package_key."""
-        return {key: self._content_keys.get(key) for key in self._packages}
+        return {key: self.package_key(*key) for key in self._packages}
 
     def target(self, label: Label) -> Target:
         return self.package(label.repo, label.package).target(label.name)
@@ -316,7 +332,7 @@ class PackageLoader:
         package = _thawed(record, listing.directory) if record is not None else None
         if record is None or package is None:
             return None
-        self._content_keys[repo, name] = record.content_key
+        self._keys[repo, name] = record
         return listing.give_to(package)
 
     def _evaluate_package(self, repo: str, name: str, path: Path, text: str | None, listing: _Listing) -> Package:
@@ -331,11 +347,13 @@ class PackageLoader:
         if self._cacheable and text is not None:
             bzl_files = tuple(self.host.loaded_bzl_files(build_label))
             frozen, rule_classes = package.frozen()
-            content_key = _content_key(frozen, rule_classes, bzl_files)
+            content_key, target_keys = _declaration_keys(frozen, rule_classes, bzl_files)
             globs = tuple(self._globs)
-            record = PackageRecord(str(path), text_digest(text), bzl_files, globs, frozen, rule_classes, content_key)
+            record = PackageRecord(
+                str(path), text_digest(text), bzl_files, globs, frozen, rule_classes, content_key, target_keys
+            )
             self.load_cache.store_package(repo, name, record)
-            self._content_keys[repo, name] = content_key
+            self._keys[repo, name] = record
         return package
 
     def _bzl_path(self, label: Label) -> Path:
@@ -473,11 +491,13 @@ class _Listing:
         return package
 
 
-def _content_key(frozen: tuple[Any, ...], rule_classes: list[RuleClass], bzl_files: tuple[Any, ...]) -> str:
-    """See PackageLoader.package_key. The .bzl files the BUILD file loaded count: the rules' implementations
-    are among them, and analysis runs those."""
+def _declaration_keys(
+    frozen: tuple[Any, ...], rule_classes: list[RuleClass], bzl_files: tuple[Any, ...]
+) -> tuple[str, dict[str, str]]:
+    """See PackageLoader.package_key and target_key. The .bzl files the BUILD file loaded count: the rules'
+    implementations are among them, and analysis runs those."""
     rules = [rule_class.cache_key for rule_class in rule_classes]
-    return text_digest(repr((Package.without_locations(frozen), rules, bzl_files)))
+    return Package.declaration_keys(frozen, rules, text_digest(repr(bzl_files)))
 
 
 def _thawed(record: PackageRecord, directory: Path) -> Package | None:

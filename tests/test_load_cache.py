@@ -281,13 +281,13 @@ FLAG = ("srcs =", 'rustc_flags = ["-Dwarnings"], srcs =')
 @pytest.mark.parametrize(
     ("edited", "edit", "fresh", "changed_argv"),
     [
-        ("app", FLAG, {"//app:app", "//app:app.rs"}, "-Dwarnings"),
-        ("lib", FLAG, {"//lib:lib", "//lib:src/lib.rs", "//app:app"}, "-Dwarnings"),
+        ("app", FLAG, {"//app:app"}, "-Dwarnings"),
+        ("lib", FLAG, {"//lib:lib", "//app:app"}, "-Dwarnings"),
         # What app's actions read of lib changes too: app must be analyzed again.
         (
             "lib",
             ('name = "lib",', 'name = "lib", crate_name = "core2",'),
-            {"//lib:lib", "//lib:src/lib.rs", "//app:app"},
+            {"//lib:lib", "//app:app"},
             "--crate-name=core2",
         ),
     ],
@@ -316,6 +316,21 @@ def test_an_edit_analyzes_again_only_the_targets_that_depend_on_what_changed(
     assert {owner for owner, token in made.items() if token == result.actions.token} == made.keys() & fresh
 
 
+def test_an_edit_of_one_target_leaves_the_others_of_its_package_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A package's library and its test: editing the test must not analyze again what depends on the library.
+    test = 'rust_test(name = "lib_test", crate = ":lib")\n'
+    files = WORKSPACE | {"lib/BUILD.bazel": WORKSPACE["lib/BUILD.bazel"] + test}
+    root = write_workspace(tmp_path, files)
+    analyze(root)
+    build = root / "lib/BUILD.bazel"
+    build.write_text(build.read_text().replace('crate = ":lib")', 'crate = ":lib", rustc_flags = ["-Dwarnings"])'))
+    again, result = analyze_result(root)
+    assert again.fresh == {"//lib:lib_test"}
+    assert same_analysis(result, full_analysis(root, monkeypatch))
+
+
 def test_targets_added_and_removed_since_the_last_analysis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = write_workspace(tmp_path, WORKSPACE | OTHER)
     analyze(root)
@@ -324,7 +339,7 @@ def test_targets_added_and_removed_since_the_last_analysis(tmp_path: Path, monke
     (root / "new/BUILD.bazel").write_text(RULES_RUST_LOAD + 'rust_library(name = "new", srcs = ["other.rs"])\n')
     (root / "new/other.rs").write_text("")
     again, result = analyze_result(root)
-    assert again.fresh == {"//other:renamed", "//other:other.rs", "//new:new", "//new:other.rs"}
+    assert again.fresh == {"//other:renamed", "//new:new", "//new:other.rs"}
     assert {a.owner for a in result.actions.actions} == {"//lib:lib", "//app:app", "//other:renamed", "//new:new"}
     assert same_analysis(result, full_analysis(root, monkeypatch))
 
