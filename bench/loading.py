@@ -10,7 +10,10 @@ Generates a synthetic workspace (bench/gen_workspace.py) and measures, each run 
 
 Each is measured cold (PYBUILD_LOAD_CACHE=0: every BUILD file evaluated, analysis run) and warm (the load
 cache of pybuild-out/cache/loading, its loading snapshot included, filled by the unmeasured warm-up run,
-nothing changed since).
+nothing changed since). Loading and analysis are also measured after an edit, the everyday case: before
+each run the `lib` target of one package gets a new `rustc_env` value, so it and every target that
+depends on it are analyzed again (incremental analysis), in a package nothing depends on (`top`), one in
+the middle of the graph and one low in it (`bottom`, which nearly everything depends on).
 
 Results go to bench/results/loading.json. `--profile cprofile|pyinstrument` then profiles one more
 loading run (cold unless --profile-warm). `--against REV` also runs warm loading + analysis of this tree
@@ -32,6 +35,7 @@ import functools
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -43,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 # Run as a script (python bench/loading.py), so bench/ is on sys.path.
-from gen_workspace import generate, read_manifest
+from gen_workspace import generate, package_path, read_manifest
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -197,6 +201,27 @@ def measure_api(
         if index >= warmup:
             results.append(record)
     return results
+
+
+# Packages whose library measure_edited edits: gen_workspace.py's packages depend on earlier ones only.
+def edited_packages(packages: int) -> dict[str, int]:
+    return {"top": packages - 1, "middle": packages // 2, "bottom": min(10, packages - 1)}
+
+
+def measure_edited(root: Path, expected: int, runs: int, package: int) -> list[dict[str, Any]]:
+    """Loading + analysis with the load cache, each run after the package's `lib` got a new rustc_env value.
+    The first run is not measured: it also analyzes again what an earlier measurement's edit touched."""
+    build = root / package_path(package) / "BUILD.bazel"
+    text = build.read_text(encoding="utf-8")
+    pattern = r'"BENCH_TARGET": "lib"(, "EDIT": "\d+")?'
+    results = []
+    try:
+        for index in range(1 + runs):
+            build.write_text(re.sub(pattern, f'"BENCH_TARGET": "lib", "EDIT": "{index}"', text), encoding="utf-8")
+            results.append(api_run(root, expected, cache_environment(True), "analyze"))
+    finally:
+        build.write_text(text, encoding="utf-8")
+    return results[1:]
 
 
 def api_run(root: Path, expected: int, env: dict[str, str], mode: str) -> dict[str, Any]:
@@ -365,8 +390,14 @@ def print_report(result: dict[str, Any]) -> None:
     targets = int(ws["rule_targets"])
     print()
     for name in (k for k in result if k.startswith(("cli_", "api_"))):
-        what = {"cli": "CLI query wall", "api_loading": "loading only", "api_analysis": "loading + analysis"}
-        label = what[name.rsplit("_", 1)[0]] + (" (warm cache)" if name.endswith("warm") else " (cold)")
+        kind, _, case = name.rpartition("_")
+        what = {
+            "cli": "CLI query wall",
+            "api_loading": "loading only",
+            "api_analysis": "loading + analysis",
+            "api_edited": "loading + analysis, a lib edited",
+        }
+        label = f"{what[kind]} ({'warm cache' if case == 'warm' else case})"
         value = result[name]
         seconds = value["wall_s" if name.startswith("cli") else "loading_s"]["median"]
         rss = value["peak_rss_mib"]["median"]
@@ -457,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.analysis_runs:
                 runs = args.analysis_runs
                 measured[f"api_analysis_{cache}"] = measure_api(root, expected, runs, 1, warm, "analyze")
+        if args.analysis_runs:
+            for where, package in edited_packages(int(manifest["packages"])).items():
+                measured[f"api_edited_{where}"] = measure_edited(root, expected, args.analysis_runs, package)
         result = build_result(manifest | {"path": str(root)}, measured, state_before)
         if args.against:
             against = (root, expected, args.against, args.against_pairs, Path(scratch))
