@@ -172,7 +172,9 @@ class Analysis:
             return  # a package the cache cannot vouch for (see PackageLoader._build_context)
         loader = self.loader
         rules = {label for label in nodes if loader.target(label).is_rule}
-        targets = {str(label): loader.target_key(label) or "" for label in rules}
+        # Keyed by the summaries' own label texts: the entry then holds each text once.
+        texts = {text: text for text in result.summaries}
+        targets = {texts.get(str(label), str(label)): loader.target_key(label) or "" for label in rules}
         sources = [label for label in nodes if label not in rules]
         repositories = {label.repo for label in nodes if label.repo}
         result.actions.token = uuid.uuid4().hex  # this result, wherever it is read again

@@ -166,10 +166,11 @@ class Package:
         where a target was declared, which only messages show. `rule_keys` name the rule classes in the data's
         order; `context` is what else the declarations mean something by (the .bzl files loaded)."""
         repo, name, build_file, targets, exported, *rest = data
+        # Half a digest per target: 128 bits tell two declarations apart, and 10,000 of them are kept.
         keys = {
             label.name: text_digest(
                 repr((label, kind, visible_to, rule_keys[which] if which is not None else None, given, context))
-            )
+            )[:32]
             for label, kind, _, visible_to, which, given in targets
         }
         exported = [(label, kind, visible_to) for label, kind, _, visible_to in exported]
