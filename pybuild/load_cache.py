@@ -6,8 +6,11 @@ each glob() it called. A lookup re-reads the BUILD and .bzl files, re-runs the g
 current files, and uses the entry only if all of it is unchanged (and pybuild itself and MODULE.bazel
 are too): adding or removing a file a glob matches, or editing a loaded .bzl file, re-evaluates.
 
-Analysis: per set of requested labels and build configuration, the analysis result, with the key of
-every package loaded by then and every source file of the target graph; a lookup re-validates them all.
+Analysis: per set of requested labels and build configuration, the analysis result, with the content key
+of every package loaded by then (what it declares, not how its BUILD file spells it), the key of every
+rule target analyzed and every source file of the target graph; a lookup re-validates them all. The last
+result of each configuration is also found without the labels: analysis starts from it after an edit
+(see Analysis).
 
 Nothing here is ever trusted blindly: an entry that is missing, unreadable, corrupt, from another
 pybuild or for other inputs is a miss, and the work is done as without a cache. Writes are atomic.
