@@ -82,15 +82,18 @@ class ActionGraph:
                 f"'{other}' (belonging to {owner}) is a prefix of the other"
             )
 
-    def link(self) -> None:
-        """Make the edges once all actions are known (inputs may be produced by later actions)."""
+    def link(self, known: Mapping[str, tuple[str, ...]] | None = None) -> None:
+        """Make the edges once all actions are known (inputs may be produced by later actions). `known` holds
+        the producers of some actions already: those an incremental analysis kept, linked in an earlier graph
+        (what they read is made by targets they depend on, which it kept too)."""
         producer_of = {path: action.primary_output for path, action in self._producers.items()}.get
         succ: dict[str, list[str]] = {node: [] for node in self._actions}
         pred: dict[str, tuple[str, ...]] = {}
         distinct: dict[tuple[str, ...], tuple[str, ...]] = {}  # actions reading alike share one tuple
         by_inputs: dict[int, tuple[str, ...]] = {}  # a crate's actions share their inputs tuple: look it up once
+        linked = known or {}
         for node, action in self._actions.items():
-            producers = by_inputs.get(id(action.inputs))
+            producers = linked[node] if node in linked else by_inputs.get(id(action.inputs))
             if producers is None:
                 # Its producers in input order, each once. Inputs hold every crate below, so this is the hot
                 # loop of linking: map() and filter() keep it in C.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -144,7 +144,7 @@ class Analysis:
         found = {label: (v["files"], v["executable"], v["runfiles"]) for label, v in summaries.items()}
         if kept is not None:
             self.actions, found = kept.merged(order, self.actions, found)
-        self.actions.link()
+        self.actions.link(kept.producers if kept is not None else None)
         return AnalysisResult(self.config, self.actions, found, tuple(map(str, nodes)))
 
     # The load cache ----------------------------------------------------------------------------------
@@ -359,6 +359,7 @@ class _Kept:
     # Primary output -> the token of the analysis that made the action (ActionGraph.earlier_tokens): the
     # up-to-date check of execution then trusts what it knows of the kept actions.
     tokens: dict[str, str]
+    producers: Mapping[str, tuple[str, ...]]  # of each kept action (see ActionGraph.link)
 
     @classmethod
     def of(
@@ -374,8 +375,10 @@ class _Kept:
         graph: ActionGraph = result.actions
         actions = {owner: made for owner, made in _by_owner(graph.actions).items() if owner not in stale}
         summaries = {label: summary for label, summary in result.summaries.items() if label not in stale}
-        made_by = ((a.primary_output, graph.token_of(a.primary_output)) for kept in actions.values() for a in kept)
-        return cls(fresh, actions, summaries, {node: token for node, token in made_by if token})
+        nodes_kept = [action.primary_output for kept in actions.values() for action in kept]
+        tokens = {node: token for node in nodes_kept if (token := graph.token_of(node))}
+        producers = graph.predecessors()
+        return cls(fresh, actions, summaries, tokens, {node: producers[node] for node in nodes_kept})
 
     def merged(
         self, order: list[Label], made: ActionGraph, found: dict[str, Summary]

@@ -266,7 +266,13 @@ def full_analysis(root: Path, monkeypatch: pytest.MonkeyPatch, pattern: str = "/
 
 
 def same_analysis(one: AnalysisResult, other: AnalysisResult) -> bool:
-    return (one.actions.actions, one.summaries, one.closure) == (other.actions.actions, other.summaries, other.closure)
+    return _described(one) == _described(other)
+
+
+def _described(result: AnalysisResult) -> tuple[object, ...]:
+    graph = result.actions
+    edges = dict(graph.predecessors()), {node: graph.successors(node) for node, _ in graph.items()}
+    return graph.actions, result.summaries, result.closure, edges
 
 
 OTHER = {
