@@ -139,6 +139,25 @@ def test_edit_of_leaf_library_reruns_exactly_its_reverse_dependencies(tmp_path: 
     assert ok(pybuild(root, "run", *flags, J2, "//app")).out == expected_app_output()
 
 
+def test_a_build_file_edit_reruns_the_actions_of_the_targets_it_changes(tmp_path: Path) -> None:
+    # Analysis after the edit starts from the last one (only //app is analyzed anew), and execution trusts
+    # the actions it kept: one action runs, and the binary runs with the new declaration.
+    root = copy_examples(tmp_path / "examples")
+    ok(pybuild(root, "build", HOLLOW, J2, "//..."))
+    build_file = root / "app/BUILD.bazel"
+    text = build_file.read_text(encoding="utf-8")
+    build_file.write_text(text + "# A comment changes no target.\n", encoding="utf-8")
+    assert " 0 executed," in ok(pybuild(root, "build", HOLLOW, J2, "//...")).last_err_line
+
+    build_file.write_text(text.replace('edition = "2021",', 'edition = "2021",\n    rustc_env = {"EDIT": "1"},'))
+    log = tmp_path / "edit.json"
+    ok(pybuild(root, "build", HOLLOW, J2, f"--execution_log_json_file={log}", "//..."))
+    records = read_log(log)
+    assert executed_owners(records) == {"//app:app"}
+    assert [r["mnemonic"] for r in records if not r["cached"]] == ["Rustc"]
+    assert ok(pybuild(root, "run", HOLLOW, J2, "//app")).out == expected_app_output()
+
+
 # 3. Hollow rlibs and a private function body -----------------------------------------------------------
 
 
