@@ -10,8 +10,9 @@ directory the walks listed and every BUILD and .bzl file the packages read. Addi
 entry changes its directory's identity, and that is all package boundaries and globs see; writing a file
 changes the file's. The next command stats those paths once; a path whose identity changed is compared
 by content (a directory's entries, a file's digest, both recorded too), since editors save by renaming a
-new file over the old one. If all are unchanged it takes the walks and packages from the snapshot;
-otherwise it ignores the snapshot and loads as before, checking each package by content.
+new file over the old one. It takes from the snapshot each walk and each package none of whose paths
+changed, and loads the rest as before, checking each package by content: after an edit of one BUILD file
+only that package is loaded again. A change to the workspace root's listing means no snapshot.
 
 As for the no-op record (noop_record.py), a snapshot is written only if every identity in it is older than
 the command's start by more than a file system clock's step, and the workspace root is compared by its
@@ -22,6 +23,7 @@ listed (a symlinked or .bazelignored directory in it) stays out, and so does any
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -119,8 +121,13 @@ class LoadingSnapshot:
         self.walks[base] = walk
         self._new = True
 
+    def walked(self, name: str) -> bool:
+        """Whether a walk this process made or took from the snapshot found package `name` (and listed its
+        directories: a package's files are what such a walk saw)."""
+        return any(name in walk.package_directories for walk in self.walks.values())
+
     def add_package(self, name: str, files: list[str]) -> None:
-        """Package `name`, loaded as the load cache says, with the files a walk of this process listed."""
+        """Package `name` (see walked), loaded as the load cache says, with its files."""
         entry = self.load_cache.entries.get(("", name))
         owned = next((w.package_directories[name] for w in self.walks.values() if name in w.package_directories), None)
         if entry is not None and owned is not None:
@@ -133,8 +140,7 @@ class LoadingSnapshot:
         if not self._read:
             self._read = True
             stored = self._load()
-            if stored is not None and self._unchanged(stored):
-                self._stored = stored
+            self._stored = self._still_valid(stored) if stored is not None else None
         return self._stored
 
     def _load(self) -> _Stored | None:
@@ -151,15 +157,25 @@ class LoadingSnapshot:
     def _path(self) -> str:
         return os.path.join(self.load_cache.directory, _FILE)
 
-    def _unchanged(self, stored: _Stored) -> bool:
-        """Whether every path is as recorded: by identity, or else by content (an editor that saves by
-        renaming a new file over the old one changes its directory's identity, not its listing)."""
-        recorded = zip(stored.paths, stored.identities, stored.contents, strict=True)
-        for (path, identity, content), now in zip(recorded, identities(stored.paths), strict=True):
-            if now != identity and (now is None or _content(path) != content):
-                return False
+    def _still_valid(self, stored: _Stored) -> _Stored | None:
+        """What of the snapshot holds: the walks and packages whose paths are all as recorded, by identity or
+        else by content (an editor that saves by renaming a new file over the old one changes its directory's
+        identity, not its listing). None if the workspace root's listing changed: the root package's globs
+        and every walk see it."""
         listing = root_listing(self.workspace.root)
-        return all(walk.root_listing == listing for walk in stored.walks.values())
+        if any(walk.root_listing != listing for walk in stored.walks.values()):
+            return None
+        recorded = zip(stored.paths, stored.identities, stored.contents, strict=True)
+        changed = {
+            path
+            for (path, identity, content), now in zip(recorded, identities(stored.paths), strict=True)
+            if now != identity and (now is None or _content(path) != content)
+        }
+        if not changed:
+            return stored
+        walks = {base: walk for base, walk in stored.walks.items() if changed.isdisjoint(walk.paths)}
+        packages = {name: package for name, package in stored.packages.items() if changed.isdisjoint(package.paths)}
+        return dataclasses.replace(stored, walks=walks, packages=packages)
 
     def save(self) -> None:
         """Write what this process used, with the rest of a valid current snapshot, as the next snapshot;

@@ -301,9 +301,8 @@ class PackageLoader:
             package = self._cached_package(repo, name, record, _Listing(self.package_dir(repo, name), recorded.files))
             if package is not None:
                 return package
-        walked = (repo, name) in self._listings
         package = self._load_checked_package(repo, name)
-        if walked and snapshot is not None:
+        if snapshot is not None and snapshot.walked(name):
             snapshot.add_package(name, package.files())
         return package
 

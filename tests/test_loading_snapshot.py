@@ -107,40 +107,50 @@ def test_saving_a_file_by_renaming_a_copy_over_it_keeps_the_snapshot(
 
 
 @pytest.mark.parametrize(
-    ("path", "text", "target", "expected"),
+    ("path", "text", "target", "expected", "walks_and_checks"),
     [
-        # A BUILD file's text.
+        # A BUILD file's text: that package alone is checked by content.
         (
             "group/app/BUILD.bazel",
             'filegroup(name = "app", srcs = ["main.rs"])\n',
             "//group/app:app",
             ["//group/app:main.rs"],
+            (0, 1),
         ),
-        # A file that a glob matches, two directories below the package.
+        # A file that a glob matches, two directories below the package: a directory listing changed, so
+        # the walk is made again, and the package that owns the directory is checked.
         (
             "lib/src/deep/er/new.rs",
             "",
             "//lib:lib",
             ["//lib:src/deep/er/new.rs", "//lib:src/deep/more.rs", "//lib:src/lib.rs"],
+            (1, 1),
         ),
-        # A .bzl file that a BUILD file loads.
+        # A .bzl file that a BUILD file loads: the package that loads it is checked.
         (
             "tools/defs.bzl",
             DEFS_BZL.replace("**kwargs)", "srcs = [], **kwargs)").replace("name, **kw", "name, srcs, **kw"),
             "//lib:lib",
             [],
+            (0, 1),
         ),
-        # A file in the workspace root, which is compared by its listing.
-        ("b.txt", "", "//:top", ["//:a.txt", "//:b.txt"]),
+        # A file in the workspace root, which is compared by its listing: no snapshot at all.
+        ("b.txt", "", "//:top", ["//:a.txt", "//:b.txt"], (1, 4)),
     ],
 )
 def test_what_loading_sees_changes_and_the_next_load_sees_it(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch, path: str, text: str, target: str, expected: list[str]
+    workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    text: str,
+    target: str,
+    expected: list[str],
+    walks_and_checks: tuple[int, int],
 ) -> None:
     load(workspace, monkeypatch)
     edit(workspace / path, text)
     changed = load(workspace, monkeypatch)
-    assert changed.checked == 4  # no snapshot: every package checked by content
+    assert (changed.walks, changed.checked) == walks_and_checks
     assert changed.targets[target] == expected
     again = load(workspace, monkeypatch)
     assert (again.walks, again.checked, again.targets) == (0, 0, changed.targets)  # a new snapshot
