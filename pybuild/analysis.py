@@ -70,7 +70,11 @@ class AnalysisResult:
 
 
 class Analysis:
-    """Runs rule implementations over the dependency closure of some targets."""
+    """Runs rule implementations over the dependency closure of some targets.
+
+    The load cache holds the last result: unchanged, it is the answer; after an edit, or for other targets
+    of the same configuration, it is the starting point, and only the targets the edit reaches run again
+    (see _Kept)."""
 
     def __init__(self, graph_loader: TargetGraphLoader, config: BuildConfig) -> None:
         self.graph_loader = graph_loader
