@@ -109,6 +109,9 @@ class Analysis:
         # 10,000 targets, where an edit low in the graph leaves little standing.
         kept = _Kept.of(cached, nodes, edges, loader) if cached is not None else None
         del cached
+        # After an edit, only edges with an end the edit touched: an edge's visibility depends on nothing
+        # but its ends' labels and what the dependency's package declares.
+        self.graph_loader.check_visibility(edges if kept is None else kept.touching(edges))
         result = self._analyze(nodes, order, edges, kept)
         self._store(key, latest, result, nodes)
         return result
@@ -188,7 +191,7 @@ class Analysis:
 
     def _target_graph(self, labels: list[Label]) -> tuple[list[Label], list[Label], list[tuple[Label, Label]]]:
         """The targets to analyze, toolchains included, the same in analysis order (dependencies first), and
-        the edges between them (toolchain edges included)."""
+        the edges between them (toolchain edges included). Visibility is not checked yet (see run)."""
         nodes, edges = self.graph_loader.dependency_closure(labels)
         toolchain_edges: list[tuple[Label, Label]] = []
         types = {t for label in nodes for t in self._toolchain_types(label)}
@@ -203,7 +206,6 @@ class Analysis:
         if len(order) < len(nodes):  # a cycle: of dependencies alone, or closed by a toolchain
             reject_cycles(nodes, edges)
             reject_cycles(nodes, all_edges, " through a toolchain")
-        self.graph_loader.check_visibility(all_edges)
         return nodes, order, all_edges
 
     def _toolchain_types(self, label: Label) -> list[Label]:
@@ -358,6 +360,7 @@ class _Kept:
     """What stands of a previous analysis: the actions and summaries of every target but the fresh ones."""
 
     fresh: set[Label]  # the targets to analyze anew (see _fresh_targets)
+    touched: set[Label]  # the targets of changed packages, and those the previous analysis did not reach
     actions: dict[str, list[Action]]  # owner -> its actions, in the order it made them
     summaries: dict[str, Summary]
     # Primary output -> the token of the analysis that made the action (ActionGraph.earlier_tokens): the
@@ -373,7 +376,10 @@ class _Kept:
         edges: list[tuple[Label, Label]],
         loader: PackageLoader,
     ) -> _Kept:
-        fresh = _fresh_targets(previous, nodes, edges, loader)
+        known = set(previous.result.closure)
+        changed = previous.changed({(label.repo, label.package) for label in nodes}, loader.package_key)
+        touched = {label for label in nodes if (label.repo, label.package) in changed or str(label) not in known}
+        fresh = _fresh_targets(previous, known, touched, edges, loader)
         stale = set(map(str, fresh))
         result = previous.result
         graph: ActionGraph = result.actions
@@ -382,7 +388,12 @@ class _Kept:
         nodes_kept = [action.primary_output for kept in actions.values() for action in kept]
         tokens = {node: token for node in nodes_kept if (token := graph.token_of(node))}
         producers = graph.predecessors()
-        return cls(fresh, actions, summaries, tokens, {node: producers[node] for node in nodes_kept})
+        return cls(fresh, touched, actions, summaries, tokens, {node: producers[node] for node in nodes_kept})
+
+    def touching(self, edges: list[tuple[Label, Label]]) -> list[tuple[Label, Label]]:
+        """The edges with an end in `touched`."""
+        touched = self.touched
+        return [edge for edge in edges if edge[0] in touched or edge[1] in touched]
 
     def merged(
         self, order: list[Label], made: ActionGraph, found: dict[str, Summary]
@@ -406,19 +417,20 @@ class _Kept:
 
 
 def _fresh_targets(
-    previous: CachedAnalysis, nodes: list[Label], edges: list[tuple[Label, Label]], loader: PackageLoader
+    previous: CachedAnalysis,
+    known: set[str],
+    touched: set[Label],
+    edges: list[tuple[Label, Label]],
+    loader: PackageLoader,
 ) -> set[Label]:
-    """The targets whose analysis may differ from the previous one: those it did not reach, those declared
-    otherwise since (each target of a changed package is compared by its key), and every target that
-    depends on one of them (their providers may differ). Everything else a rule implementation reads is in
-    the analysis key, as Bazel invalidates configured targets along reverse dependencies."""
-    known, declared = set(previous.result.closure), previous.targets
-    changed = previous.changed({(label.repo, label.package) for label in nodes}, loader.package_key)
+    """The targets whose analysis may differ from the previous one: those it did not reach (`known` holds
+    those it did), those declared otherwise since (each `touched` target of a changed package is compared by
+    its key), and every target that depends on one of them (their providers may differ). Everything else a
+    rule implementation reads is in the analysis key, as Bazel invalidates configured targets along reverse
+    dependencies."""
+    declared = previous.targets
     seeds = [
-        label
-        for label in nodes
-        if str(label) not in known
-        or ((label.repo, label.package) in changed and declared.get(str(label)) != loader.target_key(label))
+        label for label in touched if str(label) not in known or declared.get(str(label)) != loader.target_key(label)
     ]
     dependents: dict[Label, list[Label]] = {}
     for consumer, dependency in edges:

@@ -337,6 +337,28 @@ def test_an_edit_of_one_target_leaves_the_others_of_its_package_as_they_were(
     assert same_analysis(result, full_analysis(root, monkeypatch))
 
 
+@pytest.mark.parametrize(
+    ("edited", "text"),
+    [
+        # The dependency's own declaration.
+        ("lib/BUILD.bazel", RULES_RUST_LOAD + 'rust_library(name = "lib", srcs = glob(["src/**/*.rs"]))\n'),
+        # A source file another package reads: what its package exports, not a target's declaration.
+        ("other/BUILD.bazel", OTHER["other/BUILD.bazel"]),
+    ],
+)
+def test_a_dependency_made_invisible_since_the_last_analysis_is_an_error(
+    tmp_path: Path, edited: str, text: str
+) -> None:
+    exported = OTHER["other/BUILD.bazel"] + 'exports_files(["other.rs"], visibility = ["//visibility:public"])\n'
+    reading = 'srcs = ["app.rs"], compile_data = ["//other:other.rs"]'
+    app = WORKSPACE["app/BUILD.bazel"].replace('srcs = ["app.rs"]', reading)
+    root = write_workspace(tmp_path, WORKSPACE | OTHER | {"other/BUILD.bazel": exported, "app/BUILD.bazel": app})
+    analyze(root)
+    (root / edited).write_text(text)
+    with pytest.raises(PybuildError, match="is not visible from"):
+        analyze(root)
+
+
 def test_targets_added_and_removed_since_the_last_analysis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = write_workspace(tmp_path, WORKSPACE | OTHER)
     analyze(root)
