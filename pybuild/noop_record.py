@@ -35,6 +35,7 @@ import time
 import zlib
 from argparse import Namespace
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from stat import S_ISDIR
 from typing import TYPE_CHECKING, Any
@@ -195,7 +196,10 @@ def _watched_paths(
         paths.extend(tree if name else list(tree)[1:])  # the root itself: by its listing
     if workspace.external_dir.is_dir():  # made when the first external repository is linked
         paths.append(str(workspace.external_dir))
-    inputs = dict.fromkeys(os.path.join(root, p) for o in outcomes for p in o.action.inputs)
+    # Distinct paths first: every action reads the toolchain's ~100 files, and joining each of them once
+    # per action was most of writing a record of 1,000 crates.
+    distinct = dict.fromkeys(chain.from_iterable(outcome.action.inputs for outcome in outcomes))
+    inputs = [os.path.join(root, path) for path in distinct]
     if any(os.path.isdir(path) for path in inputs):
         raise _Unrecordable  # a directory's content would need a listing, not an identity
     paths.extend(inputs)
