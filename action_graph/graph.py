@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from action_graph.action import Action
-from action_graph.list_schedule import dependencies_first, longest_remaining, smallest_first
+from action_graph.list_schedule import dependencies_first, longest_remaining, reachable, smallest_first
 
 
 class OutputConflictError(ValueError):
@@ -142,7 +142,7 @@ class ActionGraph:
         One backward search from all outputs at once; the edges are this graph's, since every producer
         of a needed action's inputs is needed too (so linking again would find exactly these).
         """
-        needed = _reachable((p.primary_output for p in map(self._producers.get, outputs) if p), self._pred)
+        needed = reachable((p.primary_output for p in map(self._producers.get, outputs) if p), self._pred)
         sub = self._with_actions(needed.__contains__)
         # Copies of this graph's adjacency: all of a needed node's predecessors are needed, successors not.
         sub._pred = {node: self._pred[node] for node in sub._actions}  # tuples: shared, not copied
@@ -168,7 +168,7 @@ class ActionGraph:
 
     def downstream(self, nodes: Iterable[str]) -> set[str]:
         """The nodes and every node that reads what one of them makes, directly or through others."""
-        return _reachable(nodes, self._succ)
+        return reachable(nodes, self._succ)
 
     def topological_order(self) -> list[Action]:
         """Dependencies first, the smallest primary output first among those ready: networkx's
@@ -224,14 +224,3 @@ class ActionGraph:
             lines.append(f'  "{producer}" -> "{consumer}";')
         lines.append("}")
         return "\n".join(lines) + "\n"
-
-
-def _reachable(starts: Iterable[str], adjacency: Mapping[str, Sequence[str]]) -> set[str]:
-    """The start nodes and every node reached from them along `adjacency`."""
-    found = set(starts)
-    pending = list(found)
-    while pending:
-        fresh = [v for v in adjacency[pending.pop()] if v not in found]
-        found.update(fresh)
-        pending.extend(fresh)
-    return found

@@ -28,6 +28,18 @@ def longest_remaining(
     return remaining
 
 
+def reachable(starts: Iterable[Node], adjacency: Mapping[Node, Sequence[Node]]) -> set[Node]:
+    """The start nodes and every node reached from them along `adjacency` (a node without an entry has no
+    neighbours)."""
+    found = set(starts)
+    pending = list(found)
+    while pending:
+        fresh = [node for node in adjacency.get(pending.pop(), ()) if node not in found]
+        found.update(fresh)
+        pending.extend(fresh)
+    return found
+
+
 def dependencies_first(waiting: dict[Node, int], successors: Mapping[Node, Sequence[Node]]) -> list[Node]:
     """Kahn's algorithm: the nodes in an order where each comes after its predecessors. `waiting` holds each
     node's number of predecessors and is used up. Nodes on a cycle, or after one, are left out."""

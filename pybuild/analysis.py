@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import platform
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
 from action_graph.action import Action
 from action_graph.graph import ActionGraph, OutputConflictError
+from action_graph.list_schedule import reachable
 from pybuild.errors import PybuildError
 from pybuild.gc_pause import collector_paused
 from pybuild.labels import Label, parse_label
@@ -433,7 +434,7 @@ def _fresh_targets(
     dependents: dict[Label, list[Label]] = {}
     for consumer, dependency in edges:
         dependents.setdefault(dependency, []).append(consumer)
-    return _reachable(seeds, dependents)
+    return reachable(seeds, dependents)
 
 
 def _with_dependencies(order: list[Label], edges: list[tuple[Label, Label]], fresh: set[Label]) -> list[Label]:
@@ -441,19 +442,8 @@ def _with_dependencies(order: list[Label], edges: list[tuple[Label, Label]], fre
     dependencies: dict[Label, list[Label]] = {}
     for consumer, dependency in edges:
         dependencies.setdefault(consumer, []).append(dependency)
-    needed = _reachable(fresh, dependencies)
+    needed = reachable(fresh, dependencies)
     return [label for label in order if label in needed]
-
-
-def _reachable(start: Iterable[Label], adjacent: dict[Label, list[Label]]) -> set[Label]:
-    reached = set(start)
-    pending = list(reached)
-    while pending:
-        for label in adjacent.get(pending.pop(), ()):
-            if label not in reached:
-                reached.add(label)
-                pending.append(label)
-    return reached
 
 
 def _by_owner(actions: list[Action]) -> dict[str, list[Action]]:
