@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,13 @@ def _crate_attrs(spec: PackageSpec, target: TargetSpec) -> list[str]:
     if target.deps:
         lines.append(f"    deps = {_string_list(target.deps, indent=4)},")
     return lines
+
+
+def with_edited_env(build_text: str, target: str, value: str) -> str:
+    """A generated BUILD file's text with `target`'s rustc_env holding EDIT = `value` (replacing any earlier
+    one): a change of that target alone, for the benchmarks that measure builds after an edit."""
+    pattern = rf'"BENCH_TARGET": "{target}"(, "EDIT": "[^"]*")?'
+    return re.sub(pattern, f'"BENCH_TARGET": "{target}", "EDIT": "{value}"', build_text)
 
 
 def _string_list(items: list[str], indent: int = 0) -> str:

@@ -35,7 +35,6 @@ import functools
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -47,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 # Run as a script (python bench/loading.py), so bench/ is on sys.path.
-from gen_workspace import generate, package_path, read_manifest
+from gen_workspace import generate, package_path, read_manifest, with_edited_env
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -213,11 +212,10 @@ def measure_edited(root: Path, expected: int, runs: int, package: int) -> list[d
     The first run is not measured: it also analyzes again what an earlier measurement's edit touched."""
     build = root / package_path(package) / "BUILD.bazel"
     text = build.read_text(encoding="utf-8")
-    pattern = r'"BENCH_TARGET": "lib"(, "EDIT": "\d+")?'
     results = []
     try:
         for index in range(1 + runs):
-            build.write_text(re.sub(pattern, f'"BENCH_TARGET": "lib", "EDIT": "{index}"', text), encoding="utf-8")
+            build.write_text(with_edited_env(text, "lib", str(index)), encoding="utf-8")
             results.append(api_run(root, expected, cache_environment(True), "analyze"))
     finally:
         build.write_text(text, encoding="utf-8")

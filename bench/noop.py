@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gen_workspace import generate, read_manifest
+from gen_workspace import generate, read_manifest, with_edited_env
 from loading import RESULTS_DIR, ChildRun, run_child, source_state
 
 AIM_SECONDS = 0.5
@@ -100,11 +100,6 @@ class Edit:
 
 def appended_comment(comment: str) -> Callable[[str, str], str]:
     return lambda text, word: f"{text}{comment} edited by bench/noop.py at {word}\n"
-
-
-def new_binary_env(text: str, word: str) -> str:
-    """The binary's rustc_env with EDIT set to `word` (gen_workspace.py names the binary `tool`)."""
-    return re.sub(r'"BENCH_TARGET": "tool"(, "EDIT": "\d+")?', f'"BENCH_TARGET": "tool", "EDIT": "{word}"', text)
 
 
 def measure(
@@ -211,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         edits = {
             "binary edited": Edit(binary, appended_comment("//"), 1),
             "BUILD comment": Edit(build_file, appended_comment("#"), 0),
-            "BUILD edited": Edit(build_file, new_binary_env, 1),
+            "BUILD edited": Edit(build_file, lambda text, word: with_edited_env(text, "tool", word), 1),
         }
         environment = child_environment(args, scratch, False, True)
         for name, edit in edits.items():
