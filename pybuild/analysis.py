@@ -124,7 +124,7 @@ class Analysis:
         fresh targets and, for their providers, of what they depend on."""
         for repo in sorted({label.repo for label in order if label.repo}):
             self.workspace.link_external_repository(repo)
-        self._fresh = None if kept is None else set(map(str, kept.fresh))
+        self._fresh = None if kept is None else kept.fresh_texts
         run = order if kept is None else _with_dependencies(order, edges, kept.fresh)
         rule_classes = {t.rule_class.rule_id: t.rule_class for t in map(self.loader.target, run) if t.rule_class}
         released = _released_after_chunk(run, edges)
@@ -359,6 +359,7 @@ class _Kept:
     """What stands of a previous analysis: the actions and summaries of every target but the fresh ones."""
 
     fresh: set[Label]  # the targets to analyze anew (see _fresh_targets)
+    fresh_texts: set[str]  # the same, as label texts (action owners and summary keys are)
     touched: set[Label]  # the targets of changed packages, and those the previous analysis did not reach
     actions: dict[str, list[Action]]  # owner -> its actions, in the order it made them
     summaries: dict[str, Summary]
@@ -379,15 +380,16 @@ class _Kept:
         changed = previous.changed({(label.repo, label.package) for label in nodes}, loader.package_key)
         touched = {label for label in nodes if (label.repo, label.package) in changed or str(label) not in known}
         fresh = _fresh_targets(previous, known, touched, edges, loader)
-        stale = set(map(str, fresh))
+        fresh_texts = set(map(str, fresh))
         result = previous.result
         graph: ActionGraph = result.actions
-        actions = {owner: made for owner, made in _by_owner(graph.actions).items() if owner not in stale}
-        summaries = {label: summary for label, summary in result.summaries.items() if label not in stale}
+        actions = {owner: made for owner, made in _by_owner(graph.actions).items() if owner not in fresh_texts}
+        summaries = {label: summary for label, summary in result.summaries.items() if label not in fresh_texts}
         nodes_kept = [action.primary_output for kept in actions.values() for action in kept]
         tokens = {node: token for node in nodes_kept if (token := graph.token_of(node))}
         producers = graph.predecessors()
-        return cls(fresh, touched, actions, summaries, tokens, {node: producers[node] for node in nodes_kept})
+        kept_producers = {node: producers[node] for node in nodes_kept}
+        return cls(fresh, fresh_texts, touched, actions, summaries, tokens, kept_producers)
 
     def touching(self, edges: list[tuple[Label, Label]]) -> list[tuple[Label, Label]]:
         """The edges with an end in `touched`."""
@@ -399,7 +401,7 @@ class _Kept:
     ) -> tuple[ActionGraph, dict[str, Summary]]:
         """The actions and summaries a full analysis makes, in its order: the fresh targets' as this analysis
         `made` and `found` them, the others' as they stand."""
-        fresh, new = set(map(str, self.fresh)), _by_owner(made.actions)
+        fresh, new = self.fresh_texts, _by_owner(made.actions)
         graph = ActionGraph()
         graph.earlier_tokens = self.tokens
         summaries = {}
