@@ -205,8 +205,8 @@ class PackageLoader:
         self.host = StarlarkHost(workspace, self._host_functions())
         self.load_cache = LoadCache(workspace, lambda: next(self._ids))
         self.snapshot = LoadingSnapshot(workspace, self.load_cache) if self.load_cache.enabled else None
-        # Per package, the load cache's key of what its evaluation depended on (None: not cacheable).
-        self._keys: dict[tuple[str, str], PackageRecord] = {}  # of each cacheable package: see package_key
+        # The load cache record of each cacheable package loaded, for its keys (see package_key, target_key).
+        self._records: dict[tuple[str, str], PackageRecord] = {}
         self._globs: list[GlobCall] = []  # glob() calls of the BUILD file being evaluated
         self._listings: dict[tuple[str, str], list[str]] = {}  # see offer_listings
         self._cacheable = True
@@ -267,13 +267,13 @@ class PackageLoader:
         reformatting: Bazel's change pruning.
         """
         self.package(repo, name)
-        record = self._keys.get((repo, name))
+        record = self._records.get((repo, name))
         return record.content_key if record is not None else None
 
     def target_key(self, label: Label) -> str | None:
         """The key of what the target's package declares of it, as package_key is of the whole package."""
         self.package(label.repo, label.package)
-        record = self._keys.get((label.repo, label.package))
+        record = self._records.get((label.repo, label.package))
         return record.target_keys.get(label.name) if record is not None else None
 
     def loaded_packages(self) -> dict[tuple[str, str], str | None]:
@@ -332,7 +332,7 @@ class PackageLoader:
         package = _thawed(record, listing.directory) if record is not None else None
         if record is None or package is None:
             return None
-        self._keys[repo, name] = record
+        self._records[repo, name] = record
         return listing.give_to(package)
 
     def _evaluate_package(self, repo: str, name: str, path: Path, text: str | None, listing: _Listing) -> Package:
@@ -353,7 +353,7 @@ class PackageLoader:
                 str(path), text_digest(text), bzl_files, globs, frozen, rule_classes, content_key, target_keys
             )
             self.load_cache.store_package(repo, name, record)
-            self._keys[repo, name] = record
+            self._records[repo, name] = record
         return package
 
     def _bzl_path(self, label: Label) -> Path:
