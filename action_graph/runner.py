@@ -19,6 +19,7 @@ from stat import S_ISLNK
 
 from action_graph.action import Action
 from action_graph.fileutil import atomic_copy, atomic_write_bytes
+from action_graph.jobserver import Jobserver
 
 # A file the process writes before it ends (relative to where it runs), and what to call once it exists.
 EarlyOutput = tuple[str, Callable[[Path], None]]
@@ -66,6 +67,9 @@ class LocalRunner:
         self._trash = _Trash(sandbox_base / "trash")
         self._launchers = launchers or {}  # the real path of a tool -> what stands in for it
         self._tool_launchers: dict[str, Launcher | None] = {}  # an action's argv[0] -> its launcher
+        # Given to every process while a build's scheduler hands out its tokens. Not part of an action's
+        # environment: how many threads a compiler may use changes nothing it writes.
+        self.jobserver: Jobserver | None = None
 
     def stop_all(self) -> list[Action]:
         """Kill every running action's process group (on interrupt); return those actions."""
@@ -177,7 +181,7 @@ class LocalRunner:
         with self._lock:
             if self.interrupted:
                 raise ActionFailed(f"{action.describe()}: not started, the build was interrupted")
-            process = _start(action, cwd, argv, env)
+            process = _start(action, cwd, argv, env, self.jobserver)
             self._running[process.pid] = (action, slot)
         try:
             if watcher:
@@ -279,12 +283,15 @@ class _Trash:
             shutil.rmtree(self._pending.get(), ignore_errors=True)
 
 
-def _start(action: Action, cwd: Path, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start(
+    action: Action, cwd: Path, argv: list[str], env: dict[str, str], jobserver: Jobserver | None
+) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(
             argv,
             cwd=cwd,
-            env=env,
+            env={**env, **jobserver.environment} if jobserver else env,
+            pass_fds=jobserver.fds if jobserver else (),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

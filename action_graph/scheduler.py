@@ -12,6 +12,9 @@ unblocks its dependents) while that process still runs.
 Cuts: a hollow rlib can also be cut from its crate's full rlib once that is built (rlib.py). Where
 hollow_cuts.py plans so, the metadata action waits for the full compile and then takes no slot: a front end
 less to run when the slots are busy anyway.
+
+Tokens: with a jobserver (jobserver.py), an action in a slot also holds a token, the first one implicitly,
+and the threads rustc starts for codegen take the others: an action waits for a slot and a token.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from action_graph.action import Action
 from action_graph.graph import ActionGraph
 from action_graph.hollow_cuts import plan_cuts
+from action_graph.jobserver import Jobserver
 from action_graph.list_schedule import ScheduleGraph
 
 
@@ -117,6 +121,8 @@ class _Run:
     cut_after: dict[str, str] = field(default_factory=dict)  # and the other way round
     cuttable: list[tuple[str, str, int]] = field(default_factory=list)  # (hollow, full, its slot), to cut now
     memory_in_use: float = 0.0
+    tokens: list[bytes] = field(default_factory=list)  # jobserver tokens held for the running actions
+    token_request: Future[bytes] | None = None
     stopping: bool = False
     result: ScheduleResult = field(default_factory=ScheduleResult)
 
@@ -142,6 +148,7 @@ class Scheduler:
         cost: Callable[[Action], float],
         keep_going: bool,
         budget: Budget | None = None,
+        jobserver: Jobserver | None = None,
     ) -> None:
         self.graph = graph
         self.jobs = max(1, jobs)
@@ -149,6 +156,7 @@ class Scheduler:
         self.priority = graph.remaining_critical_path(cost)
         self.keep_going = keep_going
         self.budget = budget
+        self.jobserver = jobserver
         self.partners = self._fusable_pairs()
 
     def run(
@@ -172,10 +180,13 @@ class Scheduler:
                 while run.running or ((run.queued or run.cuttable) and not run.stopping):
                     self._start_cuts(run, pool, execute_cut, on_start)
                     self._start_ready(run, pool, execute, on_start, execute_fused)
+                    self._return_spare_tokens(run)
                     self._collect_finished(run, on_finish)
             except KeyboardInterrupt:
                 on_interrupt()
                 raise
+            finally:
+                self._return_spare_tokens(run, keep=0)
         done = {o.action.primary_output for o in run.result.outcomes}
         run.result.skipped = [action for node, action in self.graph.items() if node not in done]
         return run.result
@@ -216,7 +227,7 @@ class Scheduler:
         return pairs
 
     def _start_ready(self, run: _Run, pool: ThreadPoolExecutor, execute, on_start, execute_fused) -> None:
-        while run.queued and run.free_slots and not run.stopping:
+        while run.queued and run.free_slots and not run.stopping and self._token_for_one_more(run):
             picked = self._pick(run)
             if picked is None:
                 return  # nothing fits in the memory budget until something finishes
@@ -232,6 +243,25 @@ class Scheduler:
             action = self.graph.action(node)
             on_start(action, slot)
             run.running[pool.submit(execute, action, slot)] = (node, slot, memory)
+
+    def _in_slots(self, run: _Run) -> int:
+        return self.jobs - len(run.free_slots)
+
+    def _token_for_one_more(self, run: _Run) -> bool:
+        """Whether a token is held for one more action in a slot; if not, ask the jobserver for one."""
+        if self.jobserver is None or len(run.tokens) >= self._in_slots(run):  # the first holds none
+            return True
+        if run.token_request is None:
+            run.token_request = self.jobserver.request()
+        return False
+
+    def _return_spare_tokens(self, run: _Run, keep: int | None = None) -> None:
+        """Give back what the actions in slots do not hold, for their codegen threads to take."""
+        if self.jobserver is None:
+            return
+        keep = max(0, self._in_slots(run) - 1) if keep is None else keep
+        while len(run.tokens) > keep:
+            self.jobserver.release(run.tokens.pop())
 
     def _take_ready_partner(self, node: str, run: _Run) -> str | None:
         """The node's fusion partner, taken off the ready heap, if it is ready too."""
@@ -285,7 +315,12 @@ class Scheduler:
                 run.push(entry)
 
     def _collect_finished(self, run: _Run, on_finish: Callable[[Outcome], None]) -> None:
-        done, _ = wait(run.running, return_when=FIRST_COMPLETED)
+        request = run.token_request
+        done, _ = wait([*run.running, *([request] if request else [])], return_when=FIRST_COMPLETED)
+        if request in done:
+            run.tokens.append(request.result())
+            run.token_request = None
+            done.remove(request)
         for future in done:
             node, slot, memory = run.running.pop(future)
             if slot is not None:

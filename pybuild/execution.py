@@ -18,6 +18,7 @@ from action_graph.cache import ActionCache, ActionResult, OutputRecord
 from action_graph.digests import FileDigests, MachineDigests, action_key, machine_digests_path
 from action_graph.fileutil import atomic_copy, atomic_open, atomic_symlink, atomic_write_text
 from action_graph.graph import ActionGraph
+from action_graph.jobserver import Jobserver
 from action_graph.rlib import metadata_span, write_hollow_rlib
 from action_graph.runner import ActionFailed, EarlyOutput, LocalRunner, SpawnResult
 from action_graph.scheduler import Budget, Outcome, Scheduler, ScheduleResult, early_output_source
@@ -112,7 +113,9 @@ class LocalExecution:
         left = needed.without(done) if done else needed
         progress = Progress(len(left.actions))
         budget = Budget(self.options.local_ram_mb, self._estimated_rss_mb)
-        scheduler = Scheduler(left, self.options.jobs, self._cost, self.options.keep_going, budget)
+        # Remote workers share out their own cores; here -j tokens bound the actions and their threads together.
+        jobserver = self.runner.jobserver = Jobserver(self.options.jobs) if self.remote is None else None
+        scheduler = Scheduler(left, self.options.jobs, self._cost, self.options.keep_going, budget, jobserver)
         try:
             # Fusing and cutting need both actions on this machine; remote actions run one process each.
             local = self.remote is None and _fusion_enabled()
@@ -122,6 +125,9 @@ class LocalExecution:
                 result = ScheduleResult(result.outcomes + ran.outcomes, ran.skipped)
             self.up_to_date.remember(needed, result)
         finally:
+            if jobserver is not None:
+                self.runner.jobserver = None
+                jobserver.close()
             progress.close()
             self._save_state()
             if self.remote is not None:

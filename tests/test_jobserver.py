@@ -1,0 +1,140 @@
+"""The jobserver of local builds: its tokens, the scheduler's share of them, and the processes that get it
+(a real rustc among them)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import sys
+import termios
+import threading
+import time
+from pathlib import Path
+
+from action_graph.action import Action
+from action_graph.graph import ActionGraph
+from action_graph.jobserver import Jobserver
+from action_graph.runner import LocalRunner
+from action_graph.scheduler import Outcome, Scheduler
+from toolchains import local_rust
+
+
+def _tokens_in_pipe(jobserver: Jobserver) -> int:
+    return int.from_bytes(fcntl.ioctl(jobserver.fds[0], termios.FIONREAD, b"\0" * 4), sys.byteorder)
+
+
+def test_the_pipe_holds_all_tokens_but_the_implicit_one_and_a_waiting_request_gets_the_next_released() -> None:
+    with Jobserver(3) as jobserver:
+        assert _tokens_in_pipe(jobserver) == 2
+        taken = [jobserver.request().result(timeout=5) for _ in range(2)]
+        waiting = jobserver.request()
+        time.sleep(0.05)
+        assert not waiting.done()
+        jobserver.release(taken[0])
+        assert waiting.result(timeout=5) == taken[0]
+
+
+def test_closing_ends_a_request_still_waiting() -> None:
+    jobserver = Jobserver(1)  # the implicit token only
+    waiting = jobserver.request()
+    jobserver.close()
+    assert waiting.done()
+
+
+def _independent(names: str) -> ActionGraph:
+    graph = ActionGraph([Action("Rustc", f"//:{name}", ("rustc",), (name,)) for name in names])
+    graph.link()
+    return graph
+
+
+def test_an_action_waits_while_another_actions_threads_hold_the_tokens() -> None:
+    """With 2 jobs, a codegen thread of the first action's process holds the one token of the pipe: the
+    second action starts only once that is given back, and the build ends with the token in the pipe."""
+    events: list[str] = []
+    lock = threading.Lock()
+
+    with Jobserver(2) as jobserver:
+        token = os.read(jobserver.fds[0], 1)  # taken, as rustc's codegen thread would, for a's process
+
+        def execute(action: Action, slot: int) -> Outcome:
+            with lock:
+                events.append(f"start {action.primary_output}")
+            if action.primary_output == "a":
+                time.sleep(0.3)
+                with lock:
+                    events.append("a gives its token back")
+                os.write(jobserver.fds[1], token)
+            return Outcome(action, True, slot=slot)
+
+        costs = {"a": 3.0, "b": 2.0, "c": 1.0}  # a starts first
+        scheduler = Scheduler(_independent("abc"), 2, lambda a: costs[a.primary_output], False, jobserver=jobserver)
+        result = scheduler.run(execute, lambda a, s: None, lambda o: None, lambda: None)
+        assert result.executed == 3
+        assert events.index("a gives its token back") < events.index("start b")
+        assert _tokens_in_pipe(jobserver) == 1
+
+
+def test_the_token_of_an_action_that_ended_goes_back_for_the_threads_of_those_still_running() -> None:
+    b_ended = threading.Event()
+    found: list[bool] = []
+
+    with Jobserver(2) as jobserver:
+
+        def execute(action: Action, slot: int) -> Outcome:
+            if action.primary_output == "a":  # running beside b, which holds the pipe's one token
+                assert b_ended.wait(timeout=5)
+                found.append(bool(select.select([jobserver.fds[0]], [], [], 5)[0]))
+            return Outcome(action, True, slot=slot)
+
+        def on_finish(outcome: Outcome) -> None:
+            if outcome.action.primary_output == "b":
+                b_ended.set()
+
+        costs = {"a": 2.0, "b": 1.0}
+        scheduler = Scheduler(_independent("ab"), 2, lambda a: costs[a.primary_output], False, jobserver=jobserver)
+        assert scheduler.run(execute, lambda a, s: None, on_finish, lambda: None).executed == 2
+        assert found == [True]
+
+
+def test_without_a_jobserver_the_slots_alone_bound_the_actions() -> None:
+    started = threading.Barrier(2, timeout=5)  # both must run at once, or this times out
+
+    def execute(action: Action, slot: int) -> Outcome:
+        started.wait()
+        return Outcome(action, True, slot=slot)
+
+    scheduler = Scheduler(_independent("ab"), 2, lambda a: 1.0, False)
+    assert scheduler.run(execute, lambda a, s: None, lambda o: None, lambda: None).executed == 2
+
+
+def _run_with_jobserver(tmp_path: Path, argv: tuple[str, ...], jobs: int = 2) -> str:
+    runner = LocalRunner(tmp_path, tmp_path / "sandbox", sandboxed=False)
+    with Jobserver(jobs) as jobserver:
+        runner.jobserver = jobserver
+        result = runner.run(Action("Probe", "//:probe", argv, ("out",)), slot=1)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+# Takes a token through the file descriptors CARGO_MAKEFLAGS names, gives it back, and writes the output.
+_PROBE = """
+import os, re
+fds = re.search(r"--jobserver-auth=(\\d+),(\\d+)", os.environ["CARGO_MAKEFLAGS"])
+read, write = int(fds[1]), int(fds[2])
+os.write(write, os.read(read, 1))
+open("out", "w").write("token")
+"""
+
+
+def test_a_process_gets_the_jobserver_in_its_environment_and_its_descriptors(tmp_path: Path) -> None:
+    _run_with_jobserver(tmp_path, (sys.executable, "-c", _PROBE))
+    assert (tmp_path / "out").read_text() == "token"
+
+
+def test_rustc_connects_to_the_jobserver(tmp_path: Path) -> None:
+    """rustc warns when CARGO_MAKEFLAGS names a jobserver it cannot open (descriptors not passed on)."""
+    (tmp_path / "lib.rs").write_text("pub fn f() -> u32 { 1 }\n")
+    rustc = str(local_rust.find_rustc())
+    output = _run_with_jobserver(tmp_path, (rustc, "--crate-type=rlib", "--crate-name=probe", "lib.rs", "-o", "out"))
+    assert "jobserver" not in output
