@@ -194,12 +194,13 @@ class Analysis:
         the edges between them (toolchain edges included). Visibility is not checked yet (see run)."""
         nodes, edges = self.graph_loader.dependency_closure(labels)
         toolchain_edges: list[tuple[Label, Label]] = []
-        types = {t for label in nodes for t in self._toolchain_types(label)}
-        if types:
-            resolved = self._resolved_toolchains = self.resolve_toolchains(types)
+        asking = [(label, types) for label in nodes if (types := self._toolchain_types(label))]
+        if asking:
+            resolved = self._resolved_toolchains = self.resolve_toolchains({t for _, types in asking for t in types})
             more_nodes, more_edges = self.graph_loader.dependency_closure(resolved.values(), known=set(nodes))
             nodes, edges = nodes + more_nodes, edges + more_edges
-            toolchain_edges = [(label, resolved[t]) for label in nodes for t in self._toolchain_types(label)]
+            asking += [(label, types) for label in more_nodes if (types := self._toolchain_types(label))]
+            toolchain_edges = [(label, resolved[t]) for label, types in asking for t in types]
         all_edges = edges + toolchain_edges
         # The ordering finds cycles: a separate pass over 60,000 edges to look for them cost ~0.1 s.
         order = dependencies_first(nodes, all_edges)

@@ -182,6 +182,7 @@ class LoadingSnapshot:
         unless all of it comes from the current one."""
         if not self._new:
             return
+        self._new = False  # written now or left to the next command: in both cases not tried again for it
         if self._stored is not None:  # still valid: keep what other patterns (//a/... and //b/...) need
             self.walks = {**self._stored.walks, **self.walks}
             self.packages = {**self._stored.packages, **self.packages}
@@ -195,7 +196,6 @@ class LoadingSnapshot:
         stored = _Stored(_FORMAT, self.load_cache.fingerprint(), self.walks, self.packages, paths, current, contents)
         with contextlib.suppress(OSError), atomic_open(Path(self._path())) as handle:
             pickle.dump(stored, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        self._new = False
 
 
 def _content(path: str) -> str | None:
