@@ -1,19 +1,30 @@
-"""A GNU make jobserver for the actions of a local build, as Cargo gives one to rustc.
+"""A GNU make jobserver for the processes of a local build or of a remote worker, as Cargo gives one to rustc.
 
 Without one, each rustc makes its own with 32 tokens and runs up to that many LLVM threads: two at once on
 two cores then compete with a few dozen threads, a pipelined front end among them. With this one, the
-running actions and every extra thread they start share `jobs` tokens. A pipe holds the tokens (each a
-byte); an action in a slot holds one, the first one implicitly, as make's first job does (see Scheduler).
+running processes and every extra thread they start share `jobs` tokens. A pipe holds the tokens (each a
+byte); a running process holds one, the first one implicitly, as make's first job does. The scheduler of a
+local build asks for tokens (`request`) and counts them itself; the worker's slots, a thread each, hold one
+for as long as their process runs (`holding`).
 
-A process killed while it holds tokens takes them with it; the rest of that build has fewer, as with make.
+A process killed while it holds tokens takes them with it. A build then has fewer for its rest, as with
+make; a worker, which lives longer, puts them back whenever none of its processes runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import select
+import sys
+import termios
+import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 TOKEN = b"|"
+_RECHECK_SECONDS = 0.05  # how often a slot waiting for a token looks whether it can run without one
 
 
 class Jobserver:
@@ -23,6 +34,13 @@ class Jobserver:
         os.write(self._write, TOKEN * (jobs - 1))
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobserver")
         self._requested: Future[bytes] | None = None
+        # For `holding`: the pipe opened again, non-blocking for this process alone (a flag on the pipe's own
+        # descriptor would make rustc's reads fail), the processes that hold or wait for a token, and the
+        # tokens taken for them.
+        self._own_read = os.open(f"/proc/self/fd/{self._read}", os.O_RDONLY | os.O_NONBLOCK)
+        self._lock = threading.Lock()
+        self._processes = 0
+        self._held: list[bytes] = []
 
     @property
     def fds(self) -> tuple[int, int]:
@@ -43,6 +61,45 @@ class Jobserver:
     def release(self, token: bytes) -> None:
         os.write(self._write, token)
 
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Hold a token (or the implicit one) while the caller's process runs; wait until there is one."""
+        with self._lock:
+            self._processes += 1
+        try:
+            while not self._covered():
+                if select.select([self._own_read], [], [], _RECHECK_SECONDS)[0]:
+                    with contextlib.suppress(BlockingIOError), self._lock:
+                        self._held.append(os.read(self._own_read, 1))
+            yield
+        finally:
+            with self._lock:
+                self._processes -= 1
+                self._give_back_spares()
+                if self._processes == 0:
+                    self._restock()
+
+    def _covered(self) -> bool:
+        """Whether every process counted has a token: one of those held, or the implicit one."""
+        with self._lock:
+            covered = len(self._held) >= self._processes - 1
+            self._give_back_spares()
+            return covered
+
+    def _give_back_spares(self) -> None:
+        while len(self._held) > max(0, self._processes - 1):
+            os.write(self._write, self._held.pop())
+
+    def _restock(self) -> None:
+        """With no process running, every token but the implicit one belongs in the pipe: put back lost ones."""
+        available = self.available()
+        if available < self.jobs - 1:
+            os.write(self._write, TOKEN * (self.jobs - 1 - available))
+
+    def available(self) -> int:
+        """The tokens in the pipe now."""
+        return int.from_bytes(fcntl.ioctl(self._read, termios.FIONREAD, bytes(4)), sys.byteorder)
+
     def __enter__(self) -> Jobserver:
         return self
 
@@ -54,5 +111,5 @@ class Jobserver:
         if self._requested is not None and not self._requested.done():
             os.write(self._write, TOKEN)
         self._reader.shutdown(wait=True)
-        os.close(self._read)
-        os.close(self._write)
+        for fd in (self._own_read, self._read, self._write):
+            os.close(fd)

@@ -1,13 +1,11 @@
-"""The jobserver of local builds: its tokens, the scheduler's share of them, and the processes that get it
-(a real rustc among them)."""
+"""The jobserver: its tokens, the share of a local build's scheduler and of a remote worker's slots, and the
+processes that get it (a real rustc among them; test_remote.py has a worker's)."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import select
 import sys
-import termios
 import threading
 import time
 from pathlib import Path
@@ -20,13 +18,9 @@ from action_graph.scheduler import Outcome, Scheduler
 from toolchains import local_rust
 
 
-def _tokens_in_pipe(jobserver: Jobserver) -> int:
-    return int.from_bytes(fcntl.ioctl(jobserver.fds[0], termios.FIONREAD, b"\0" * 4), sys.byteorder)
-
-
 def test_the_pipe_holds_all_tokens_but_the_implicit_one_and_a_waiting_request_gets_the_next_released() -> None:
     with Jobserver(3) as jobserver:
-        assert _tokens_in_pipe(jobserver) == 2
+        assert jobserver.available() == 2
         taken = [jobserver.request().result(timeout=5) for _ in range(2)]
         waiting = jobserver.request()
         time.sleep(0.05)
@@ -72,7 +66,7 @@ def test_an_action_waits_while_another_actions_threads_hold_the_tokens() -> None
         result = scheduler.run(execute, lambda a, s: None, lambda o: None, lambda: None)
         assert result.executed == 3
         assert events.index("a gives its token back") < events.index("start b")
-        assert _tokens_in_pipe(jobserver) == 1
+        assert jobserver.available() == 1
 
 
 def test_the_token_of_an_action_that_ended_goes_back_for_the_threads_of_those_still_running() -> None:
@@ -106,6 +100,55 @@ def test_without_a_jobserver_the_slots_alone_bound_the_actions() -> None:
 
     scheduler = Scheduler(_independent("ab"), 2, lambda a: 1.0, False)
     assert scheduler.run(execute, lambda a, s: None, lambda o: None, lambda: None).executed == 2
+
+
+def _slot(jobserver: Jobserver, name: str, events: list[str], lock: threading.Lock, work) -> threading.Thread:
+    """A remote worker's slot: a thread that holds a token while its "process" (`work`) runs."""
+
+    def run() -> None:
+        with jobserver.holding():
+            with lock:
+                events.append(f"start {name}")
+            work()
+        with lock:
+            events.append(f"end {name}")
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_slot_waits_while_another_slots_threads_hold_the_tokens() -> None:
+    events: list[str] = []
+    lock = threading.Lock()
+    with Jobserver(2) as jobserver:
+        token = os.read(jobserver.fds[0], 1)  # taken by a codegen thread of a's process, given back below
+        a = _slot(jobserver, "a", events, lock, lambda: time.sleep(0.4))
+        time.sleep(0.1)  # a runs on the implicit token
+        b = _slot(jobserver, "b", events, lock, lambda: None)
+        time.sleep(0.1)
+        with lock:
+            events.append("token back")
+        os.write(jobserver.fds[1], token)
+        a.join(timeout=5)
+        b.join(timeout=5)
+        assert events.index("token back") < events.index("start b") < events.index("end a")
+        assert jobserver.available() == 1
+
+
+def test_tokens_a_killed_process_took_are_put_back_when_no_process_runs() -> None:
+    """a's process dies holding the pipe's one token: b, waiting for a token, runs once a has ended (on the
+    implicit one), and afterwards the pipe holds its token again."""
+    events: list[str] = []
+    lock = threading.Lock()
+    with Jobserver(2) as jobserver:
+        a = _slot(jobserver, "a", events, lock, lambda: (os.read(jobserver.fds[0], 1), time.sleep(0.3)))
+        time.sleep(0.1)
+        b = _slot(jobserver, "b", events, lock, lambda: None)
+        a.join(timeout=5)
+        b.join(timeout=5)
+        assert events.index("end a") < events.index("start b")
+        assert jobserver.available() == 1
 
 
 def _run_with_jobserver(tmp_path: Path, argv: tuple[str, ...], jobs: int = 2) -> str:

@@ -312,6 +312,39 @@ def test_remote_cache_mode_runs_locally_then_serves_hits(tmp_path: Path, cluster
     assert counts(ok(pybuild(no_upload, "build", *flags, "//diamond:base"))).executed > 0
 
 
+# Reads the jobserver the worker hands its process and takes and gives back a token through it.
+_JOBSERVER_PROBE = """
+import os, re
+fds = re.search(r"--jobserver-auth=(\\d+),(\\d+)", os.environ["CARGO_MAKEFLAGS"])
+read, write = int(fds[1]), int(fds[2])
+os.write(write, os.read(read, 1))
+open("out/probe.txt", "w").write("token")
+"""
+
+
+def test_a_worker_hands_its_processes_a_jobserver(tmp_path: Path, cluster: Cluster) -> None:
+    """Its slots share `--slots` tokens with the processes' threads; a token went through the probe."""
+    from action_graph.action import Action
+    from action_graph.digests import FileDigests
+    from action_graph.remote.client import RemoteClient, RemoteOptions
+    from action_graph.remote.worker import default_platform
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "probe.py").write_text(_JOBSERVER_PROBE, encoding="utf-8")
+    options = RemoteOptions(executor=cluster.address, cache=None, platform=default_platform(), accept_cached=False)
+    client = RemoteClient(options, root, FileDigests(str(root)))
+    client.connect()
+    try:
+        action = Action("Probe", "//:probe", (sys.executable, "-S", "probe.py"), ("out/probe.txt",), ("probe.py",))
+        result, _ = client.execute(client.prepare(action))
+        assert result.exit_code == 0, client.logs(result)
+        client.download_outputs(action, result)
+    finally:
+        client.close()
+    assert (root / "out" / "probe.txt").read_text(encoding="utf-8") == "token"
+
+
 # The client without a server: what it sends, and a dropped Execute stream -------------------------------
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from action_graph.digests import hash_file
+from action_graph.jobserver import Jobserver
 from action_graph.remote.blob_cache import BlobCache
 from action_graph.remote.cas import Blob, CasClient
 from action_graph.remote.merkle import output_tree
@@ -35,11 +36,14 @@ class _InputTree:
 class ActionRunner:
     """Runs one Action in a fresh directory; `stop()` (from another thread) kills it."""
 
-    def __init__(self, cas: CasClient, cache: BlobCache, work_dir: Path, worker_name: str) -> None:
+    def __init__(
+        self, cas: CasClient, cache: BlobCache, work_dir: Path, worker_name: str, jobserver: Jobserver | None = None
+    ) -> None:
         self.cas = cas
         self.cache = cache
         self.work_dir = work_dir
         self.worker_name = worker_name
+        self.jobserver = jobserver
         self._process: subprocess.Popen[bytes] | None = None
         self._stopped = False
         self._lock = threading.Lock()
@@ -108,15 +112,30 @@ class ActionRunner:
     ) -> re_pb2.ActionResult:
         env = {variable.name: variable.value for variable in command.environment_variables}
         cwd = root / command.working_directory if command.working_directory else root
+        with self.jobserver.holding() if self.jobserver else contextlib.nullcontext():
+            return self._spawn(list(command.arguments), env, cwd, timeout, metadata)
+
+    def _spawn(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        timeout: float | None,
+        metadata: re_pb2.ExecutedActionMetadata,
+    ) -> re_pb2.ActionResult:
+        """Run the command with a jobserver token held, if the worker has a jobserver: the process gets it too.
+        Not part of the action: how many threads a compiler uses changes nothing it writes."""
+        jobserver = self.jobserver
         _now(metadata.execution_start_timestamp)
         with self._lock:
             if self._stopped:
                 raise LeaseAbandoned("the worker is shutting down")
             try:
                 self._process = subprocess.Popen(
-                    list(command.arguments),
+                    argv,
                     cwd=cwd,
-                    env=env,
+                    env={**env, **jobserver.environment} if jobserver else env,
+                    pass_fds=jobserver.fds if jobserver else (),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
@@ -124,7 +143,7 @@ class ActionRunner:
                 )
             except OSError as error:
                 _now(metadata.execution_completed_timestamp)
-                message = f"pybuild worker: cannot start '{command.arguments[0]}': {error}\n"
+                message = f"pybuild worker: cannot start '{argv[0]}': {error}\n"
                 return re_pb2.ActionResult(exit_code=127, stderr_raw=message.encode())
         try:
             stdout, stderr = self._process.communicate(timeout=timeout)

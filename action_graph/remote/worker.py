@@ -24,6 +24,7 @@ from pathlib import Path
 
 import grpc
 
+from action_graph.jobserver import Jobserver
 from action_graph.remote.action_runner import ActionRunner, LeaseAbandoned
 from action_graph.remote.blob_cache import BlobCache
 from action_graph.remote.cas import CasClient, MissingBlobError
@@ -66,6 +67,8 @@ class Worker:
         self._cas = CasClient(self._channel, options.server, options.instance_name, _CAS_SECONDS)
         self._cache = BlobCache(options.work_dir / "cas")
         self._pool = ThreadPoolExecutor(max_workers=options.slots, thread_name_prefix="slot")
+        # Each slot's process and the codegen threads of all of them share `slots` tokens (jobserver.py).
+        self._jobserver = Jobserver(options.slots)
         self._lock = threading.Lock()
         self._changes = 0  # bumped whenever there is something new to tell the server
         self._running: dict[str, _Running] = {}
@@ -90,6 +93,7 @@ class Worker:
             self._enforce_grace()
             self._sync()
         self._pool.shutdown(wait=True)
+        self._jobserver.close()
         self._channel.close()
         _log(f"pybuild worker {self.bot_id}: stopped")
         return 0
@@ -234,7 +238,7 @@ class Worker:
                 if self._terminating:
                     self._complete(accepted, status_pb2.Status(code=code_pb2.UNAVAILABLE, message="worker stopping"))
                     continue
-                runner = ActionRunner(self._cas, self._cache, self.options.work_dir, self.bot_id)
+                runner = ActionRunner(self._cas, self._cache, self.options.work_dir, self.bot_id, self._jobserver)
                 self._running[lease.id] = _Running(accepted, runner)
                 self._pool.submit(self._run_lease, accepted, runner)
 
