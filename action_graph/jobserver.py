@@ -35,9 +35,9 @@ class Jobserver:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobserver")
         self._requested: Future[bytes] | None = None
         # For `holding`: the pipe opened again, non-blocking for this process alone (a flag on the pipe's own
-        # descriptor would make rustc's reads fail), the processes that hold or wait for a token, and the
-        # tokens taken for them.
-        self._own_read = os.open(f"/proc/self/fd/{self._read}", os.O_RDONLY | os.O_NONBLOCK)
+        # descriptor would make rustc's reads fail; Linux's /proc opens it so), the processes that hold or
+        # wait for a token, and the tokens taken for them.
+        self._own_read: int | None = None
         self._lock = threading.Lock()
         self._processes = 0
         self._held: list[bytes] = []
@@ -66,6 +66,8 @@ class Jobserver:
         """Hold a token (or the implicit one) while the caller's process runs; wait until there is one."""
         with self._lock:
             self._processes += 1
+            if self._own_read is None:
+                self._own_read = os.open(f"/proc/self/fd/{self._read}", os.O_RDONLY | os.O_NONBLOCK)
         try:
             while not self._covered():
                 if select.select([self._own_read], [], [], _RECHECK_SECONDS)[0]:
@@ -112,4 +114,5 @@ class Jobserver:
             os.write(self._write, TOKEN)
         self._reader.shutdown(wait=True)
         for fd in (self._own_read, self._read, self._write):
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)

@@ -65,6 +65,13 @@ def _normalize_bool_flags(argv: Sequence[str], bool_flags: set[str]) -> list[str
 
 def _common_flags(parser: argparse.ArgumentParser) -> None:
     _add_bool_flag(parser, "verbose_failures", False, "show Python tracebacks of internal errors")
+    parser.add_argument(
+        "--loading_phase_threads",
+        type=_host_cpus_or_positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N|auto",
+        help="processes that evaluate BUILD files at once (default: auto, the machine's cores)",
+    )
     _add_bool_flag(parser, "keep_going", False, "continue past errors as far as possible")
     _add_bool_flag(parser, "block_for_lock", True, "wait for another pybuild command in this workspace")
 
@@ -249,6 +256,13 @@ def _positive(convert: Callable[[str], float], kind: str) -> Callable[[str], flo
 
 _positive_float = _positive(float, "a number")
 _positive_int = _positive(int, "a whole number")
+
+
+def _host_cpus_or_positive_int(text: str) -> int:
+    """Bazel's keywords for the machine's cores, or a whole number above 0."""
+    if text in ("auto", "HOST_CPUS"):
+        return os.cpu_count() or 1
+    return _positive_int(text)
 
 
 def _bool_flag_names(parser: argparse.ArgumentParser) -> set[str]:

@@ -34,10 +34,12 @@ from pybuild.workspace import BIN_LINK_NAME
 _MNEMONIC_FILTER = re.compile(r"""^\s*mnemonic\(\s*["']([^"']*)["']\s*,\s*(.+)\)\s*$""", re.S)
 
 
-def graph_loader() -> TargetGraphLoader:
+def graph_loader(args: Namespace) -> TargetGraphLoader:
     cwd = Path.cwd()
     workspace = load_workspace(cwd)
-    return TargetGraphLoader(PackageLoader(workspace), workspace.working_package(cwd))
+    packages = PackageLoader(workspace)
+    packages.loading_processes = args.loading_phase_threads
+    return TargetGraphLoader(packages, workspace.working_package(cwd))
 
 
 def configure(loader: TargetGraphLoader, args: Namespace) -> Analysis:
@@ -47,7 +49,7 @@ def configure(loader: TargetGraphLoader, args: Namespace) -> Analysis:
 
 
 def query_command(args: Namespace) -> int:
-    environment = LoadingQueryEnvironment(graph_loader())
+    environment = LoadingQueryEnvironment(graph_loader(args))
     result = query.evaluate(args.expression, environment)
     sys.stdout.write(query.format_result(result, args.output, environment))
     return 0
@@ -63,7 +65,7 @@ def aquery_command(args: Namespace) -> int:
         pattern = re.compile(mnemonic or ".*")
     except re.error as error:
         raise UsageError(f"mnemonic filter '{mnemonic}' is not a valid regular expression: {error}") from None
-    loader = graph_loader()
+    loader = graph_loader(args)
     environment = LoadingQueryEnvironment(loader)
     labels = [t for t in query.evaluate(expression, environment).targets if loader.loader.target(t).is_rule]
     result = configure(loader, args).run(labels)
@@ -115,7 +117,7 @@ def _quote(arg: str) -> str:
 
 def info_command(args: Namespace) -> int:
     """The workspace and the resolved Rust toolchain."""
-    loader = graph_loader()
+    loader = graph_loader(args)
     workspace = loader.loader.workspace
     implementation, target = _rust_toolchain(loader, args)
     rustc = target.attrs["rustc"]
@@ -161,7 +163,7 @@ def build_targets(
     """Load, analyze and execute; prints progress and the closing `Build OK` line. With `noop_start` (taken
     when the command started), a build that executed nothing writes its no-op record."""
     started = time.monotonic()
-    loader = graph_loader()
+    loader = graph_loader(args)
     workspace = loader.loader.workspace
     if not patterns:
         raise UsageError("no targets given; try //... for every target of the workspace")
@@ -318,7 +320,7 @@ def test_command(args: Namespace) -> int:
     outcome = build_targets(args, args.targets)
     if not outcome.ok:
         return 1
-    loader = graph_loader()
+    loader = graph_loader(args)
     tests = [label for label in outcome.labels if _is_test(loader, label)]
     if not tests:
         raise NoTestsError("no test targets were found among the requested targets")

@@ -195,6 +195,26 @@ class LoadCache:
         self._write(Path(self._package_path(repo, name)), entry)
         self.entries[repo, name] = entry
 
+    @staticmethod
+    def handed_over(record: PackageRecord) -> tuple[Any, dict[str, RuleClass]]:
+        """A record as a forked loading process hands it back (see adopt): each rule class once, by key."""
+        rule_classes = {rule_class.cache_key: rule_class for rule_class in record.rule_classes}
+        return (dataclasses.replace(record, rule_classes=[]), tuple(rule_classes)), rule_classes
+
+    def adopt(self, repo: str, name: str, handed: Any, rule_classes: dict[str, RuleClass]) -> PackageRecord | None:
+        """The record of a package a forked process loaded (and stored, if the cache is enabled), with this
+        process's rule class of each key: one it has, else the other process's, given an id of this one."""
+        for key, rule_class in rule_classes.items():
+            if key not in self._rules:
+                rule_class.rule_id = self._new_rule_id()
+                self._rules[key] = rule_class
+                self._stored_rules.add(key)  # by the other process, which wrote the package's entry too
+        record, keys = handed
+        entry = _PackageEntry(self.fingerprint(), record, keys)
+        if self.enabled:
+            self.entries[repo, name] = entry
+        return self.entry_record(entry)
+
     def _store_rule_class(self, rule_class: RuleClass) -> str:
         """Store a rule class once (by its key); it becomes the process's rule class of that key."""
         key = rule_class.cache_key

@@ -6,6 +6,7 @@ import functools
 import itertools
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from action_graph.fileutil import read_text_or_none
 from pybuild import globbing, visibility
 from pybuild.depsets import DepsetGraph
 from pybuild.errors import PybuildError
+from pybuild.forked_shares import forked_shares
 from pybuild.labels import Label, parse_label
 from pybuild.load_cache import GlobCall, LoadCache, PackageRecord
 from pybuild.loading_snapshot import LoadingSnapshot
@@ -22,6 +24,8 @@ from pybuild.starlark_host import SourceFile, StarlarkHost, frame_locations, tex
 from pybuild.workspace import BUILD_FILE_NAMES, Workspace
 
 SOURCE_FILE = "source file"
+# Packages to evaluate per forked loading process at least: fewer are not worth a fork (~10-30 ms).
+_PACKAGES_PER_PROCESS = 100
 
 
 @dataclass
@@ -210,6 +214,7 @@ class PackageLoader:
         self._globs: list[GlobCall] = []  # glob() calls of the BUILD file being evaluated
         self._listings: dict[tuple[str, str], list[str]] = {}  # see offer_listings
         self._cacheable = True
+        self.loading_processes = os.cpu_count() or 1  # --loading_phase_threads: see load_packages
 
     def _host_functions(self) -> dict[str, Any]:
         return {
@@ -258,6 +263,53 @@ class PackageLoader:
         if key not in self._packages:
             self._packages[key] = self._load_package(repo, name)
         return self._packages[key]
+
+    def load_packages(self, repo: str, names: list[str]) -> None:
+        """Load the packages `names` (in order) that are not loaded yet, their BUILD files shared out among
+        up to `loading_processes` processes: this one and forked copies (Bazel loads packages in parallel
+        too). A share ends up here as if loaded here; what a copy could not hand back (an error, a package
+        the load cache cannot vouch for) is left to `package`, so errors come in order, as without copies."""
+        todo = [name for name in names if (repo, name) not in self._packages and not self._in_snapshot(repo, name)]
+        processes = min(self.loading_processes, len(todo) // _PACKAGES_PER_PROCESS)
+        if processes < 2 or threading.active_count() > 1:  # a fork copies this thread alone, not others' locks
+            return
+        self.package(repo, todo[0])  # first, so that every copy starts with the .bzl files it loaded
+        size = -(-(len(todo) - 1) // processes)
+        shares = [todo[1 + i * size : 1 + (i + 1) * size] for i in range(processes)]  # this process's first
+        with forked_shares(lambda share: self._hand_over(repo, share), shares[1:]) as copies:
+            for name in shares[0]:
+                self.package(repo, name)
+            handed = copies.results()
+        for share in handed:
+            for name, (record, rule_classes) in (share or {}).items():
+                self._adopt(repo, name, record, rule_classes)
+
+    def _in_snapshot(self, repo: str, name: str) -> bool:
+        return not repo and self.snapshot is not None and self.snapshot.package(name) is not None
+
+    def _hand_over(self, repo: str, names: list[str]) -> dict[str, Any]:
+        """In a forked copy: load the packages and hand back each that a record describes."""
+        handed = {}
+        for name in names:
+            try:
+                self.package(repo, name)
+            except PybuildError:
+                continue  # the loading process meets it again, in order
+            record = self._records.get((repo, name))
+            if record is not None:
+                handed[name] = LoadCache.handed_over(record)
+        return handed
+
+    def _adopt(self, repo: str, name: str, handed: Any, rule_classes: dict[str, RuleClass]) -> None:
+        """Take a package a forked copy loaded, as `_load_package` would have."""
+        record = self.load_cache.adopt(repo, name, handed, rule_classes)
+        listing = _Listing(self.package_dir(repo, name), self._listings.pop((repo, name), None))
+        package = self._cached_package(repo, name, record, listing) if record is not None else None
+        if package is None:
+            return
+        self._packages[repo, name] = package
+        if not repo and self.snapshot is not None and self.snapshot.walked(name):
+            self.snapshot.add_package(name, package.files())
 
     def package_key(self, repo: str, name: str) -> str | None:
         """The key of what the package declares (loading it first); None if it cannot be cached.

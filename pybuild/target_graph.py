@@ -67,7 +67,9 @@ class TargetGraphLoader:
         if not base.is_dir():
             raise PybuildError(f"no such directory for target pattern '{pattern.text}': {base}")
         labels: set[Label] = set()
-        for name in self.find_packages(pattern.repo, pattern.package):
+        names = self.find_packages(pattern.repo, pattern.package)
+        self.loader.load_packages(pattern.repo, names)
+        for name in names:
             package = self.loader.package(pattern.repo, name)
             labels.update(t.label for t in self._package_targets(package, pattern.kind))
         if not labels and not pattern.negative:

@@ -1,0 +1,83 @@
+"""Work shared out to forked copies of this process, each handing its result back pickled through a pipe.
+
+Loading evaluates one BUILD file after another on one core, and the GIL (and starlark-pyo3, which holds it)
+leaves threads no way around that. A fork, unlike a new interpreter, starts with everything this process
+has loaded, the .bzl modules included. Callers run in a forked copy only what they can also do here: a
+share whose process fails gives None, and the caller does that share's work itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+class ForkedShares:
+    """`function(share)` for each share, each in a forked process of its own, started at once."""
+
+    def __init__(self, function: Callable[[Any], Any], shares: list[Any]) -> None:
+        self._children: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+        try:
+            for share in shares:
+                self._children.append(_fork(function, share))
+        except OSError:
+            self.stop()
+            raise
+
+    def results(self) -> list[Any | None]:
+        """Each share's result in order, once its process has ended; None where it failed."""
+        results = [_result(pid, pipe) for pid, pipe in self._children]
+        self._children = []
+        return results
+
+    def stop(self) -> None:
+        """Kill the processes still running (the caller failed) and reap them."""
+        for pid, pipe in self._children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.close(pipe)
+            os.waitpid(pid, 0)
+        self._children = []
+
+
+@contextlib.contextmanager
+def forked_shares(function: Callable[[Any], Any], shares: list[Any]) -> Iterator[ForkedShares]:
+    """ForkedShares, stopped if the caller's block raises before it took the results."""
+    running = ForkedShares(function, shares)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _fork(function: Callable[[Any], Any], share: Any) -> tuple[int, int]:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the copy: do the share, write its result, and leave without running this process's exit code
+        code = 1
+        try:
+            os.close(read)
+            data = pickle.dumps(function(share), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    return pid, read
+
+
+def _result(pid: int, pipe: int) -> Any | None:
+    with os.fdopen(pipe, "rb") as reader:
+        data = reader.read()
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        return None
+    try:
+        return pickle.loads(data)
+    except Exception:  # a result cut short: the caller does the share itself
+        return None
