@@ -285,7 +285,8 @@ class PackageLoader:
                 self._adopt(repo, name, record, rule_classes)
 
     def _in_snapshot(self, repo: str, name: str) -> bool:
-        return not repo and self.snapshot is not None and self.snapshot.package(name) is not None
+        snapshot = self._snapshot_for(repo)
+        return snapshot is not None and snapshot.package(name) is not None
 
     def _hand_over(self, repo: str, names: list[str]) -> dict[str, Any]:
         """In a forked copy: load the packages and hand back each that a record describes."""
@@ -303,13 +304,11 @@ class PackageLoader:
     def _adopt(self, repo: str, name: str, handed: Any, rule_classes: dict[str, RuleClass]) -> None:
         """Take a package a forked copy loaded, as `_load_package` would have."""
         record = self.load_cache.adopt(repo, name, handed, rule_classes)
-        listing = _Listing(self.package_dir(repo, name), self._listings.pop((repo, name), None))
-        package = self._cached_package(repo, name, record, listing) if record is not None else None
+        package = self._cached_package(repo, name, record, self._listing(repo, name)) if record is not None else None
         if package is None:
             return
         self._packages[repo, name] = package
-        if not repo and self.snapshot is not None and self.snapshot.walked(name):
-            self.snapshot.add_package(name, package.files())
+        self._add_to_snapshot(repo, name, package)
 
     def package_key(self, repo: str, name: str) -> str | None:
         """The key of what the package declares (loading it first); None if it cannot be cached.
@@ -346,7 +345,7 @@ class PackageLoader:
 
     def _load_package(self, repo: str, name: str) -> Package:
         """From the load cache when nothing the BUILD file's evaluation saw has changed, else evaluated."""
-        snapshot = self.snapshot if not repo else None  # it covers the main repository
+        snapshot = self._snapshot_for(repo)
         recorded = snapshot.package(name) if snapshot is not None else None
         if recorded is not None:
             record = self.load_cache.entry_record(recorded.entry)
@@ -354,9 +353,21 @@ class PackageLoader:
             if package is not None:
                 return package
         package = self._load_checked_package(repo, name)
+        self._add_to_snapshot(repo, name, package)
+        return package
+
+    def _snapshot_for(self, repo: str) -> LoadingSnapshot | None:
+        return self.snapshot if not repo else None  # it covers the main repository
+
+    def _add_to_snapshot(self, repo: str, name: str, package: Package) -> None:
+        """A package loaded without the snapshot joins the next one, if a walk this process used found it."""
+        snapshot = self._snapshot_for(repo)
         if snapshot is not None and snapshot.walked(name):
             snapshot.add_package(name, package.files())
-        return package
+
+    def _listing(self, repo: str, name: str) -> _Listing:
+        """The package's file listing, taken from a walk of the workspace if one offered it."""
+        return _Listing(self.package_dir(repo, name), self._listings.pop((repo, name), None))
 
     def save_snapshot(self) -> None:
         """Write the loading snapshot, if this process loaded what the last one did not have."""
@@ -369,8 +380,7 @@ class PackageLoader:
             shown = str(Label(repo, name, "x")).rsplit(":", 1)[0]
             raise PybuildError(f"no such package '{shown}': BUILD file not found in {self.package_dir(repo, name)}")
         text = read_text_or_none(path)  # None: unreadable, which evaluation reports
-        directory = self.package_dir(repo, name)
-        listing = _Listing(directory, self._listings.pop((repo, name), None))
+        listing = self._listing(repo, name)
         if text is not None:
             record = self.load_cache.lookup_package(repo, name, path, text, self._bzl_path, listing.files)
             package = self._cached_package(repo, name, record, listing)
