@@ -22,6 +22,7 @@ import termios
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 TOKEN = b"|"
 _RECHECK_SECONDS = 0.05  # how often a slot waiting for a token looks whether it can run without one
@@ -116,3 +117,11 @@ class Jobserver:
         for fd in (self._own_read, self._read, self._write):
             if fd is not None:
                 os.close(fd)
+
+
+def popen_settings(jobserver: Jobserver | None, env: dict[str, str]) -> dict[str, Any]:
+    """subprocess.Popen's `env` and `pass_fds` for a process that gets the jobserver, if there is one. Not
+    part of the action that starts it: how many threads a compiler uses changes nothing it writes."""
+    if jobserver is None:
+        return {"env": env}
+    return {"env": {**env, **jobserver.environment}, "pass_fds": jobserver.fds}

@@ -19,7 +19,7 @@ from stat import S_ISLNK
 
 from action_graph.action import Action
 from action_graph.fileutil import atomic_copy, atomic_write_bytes
-from action_graph.jobserver import Jobserver
+from action_graph.jobserver import Jobserver, popen_settings
 
 # A file the process writes before it ends (relative to where it runs), and what to call once it exists.
 EarlyOutput = tuple[str, Callable[[Path], None]]
@@ -67,9 +67,7 @@ class LocalRunner:
         self._trash = _Trash(sandbox_base / "trash")
         self._launchers = launchers or {}  # the real path of a tool -> what stands in for it
         self._tool_launchers: dict[str, Launcher | None] = {}  # an action's argv[0] -> its launcher
-        # Given to every process while a build's scheduler hands out its tokens. Not part of an action's
-        # environment: how many threads a compiler may use changes nothing it writes.
-        self.jobserver: Jobserver | None = None
+        self.jobserver: Jobserver | None = None  # given to every process while a build hands out its tokens
 
     def stop_all(self) -> list[Action]:
         """Kill every running action's process group (on interrupt); return those actions."""
@@ -290,8 +288,7 @@ def _start(
         return subprocess.Popen(
             argv,
             cwd=cwd,
-            env={**env, **jobserver.environment} if jobserver else env,
-            pass_fds=jobserver.fds if jobserver else (),
+            **popen_settings(jobserver, env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

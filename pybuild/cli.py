@@ -68,7 +68,7 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--loading_phase_threads",
         type=_host_cpus_or_positive_int,
-        default=os.cpu_count() or 1,
+        default="auto",  # argparse converts a text default with `type`
         metavar="N|auto",
         help="processes that evaluate BUILD files at once (default: auto, the machine's cores)",
     )

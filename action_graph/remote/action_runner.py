@@ -15,7 +15,7 @@ from pathlib import Path
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from action_graph.digests import hash_file
-from action_graph.jobserver import Jobserver
+from action_graph.jobserver import Jobserver, popen_settings
 from action_graph.remote.blob_cache import BlobCache
 from action_graph.remote.cas import Blob, CasClient
 from action_graph.remote.merkle import output_tree
@@ -123,9 +123,7 @@ class ActionRunner:
         timeout: float | None,
         metadata: re_pb2.ExecutedActionMetadata,
     ) -> re_pb2.ActionResult:
-        """Run the command with a jobserver token held, if the worker has a jobserver: the process gets it too.
-        Not part of the action: how many threads a compiler uses changes nothing it writes."""
-        jobserver = self.jobserver
+        """Run the command; the caller holds a jobserver token for it, if the worker has a jobserver."""
         _now(metadata.execution_start_timestamp)
         with self._lock:
             if self._stopped:
@@ -134,8 +132,7 @@ class ActionRunner:
                 self._process = subprocess.Popen(
                     argv,
                     cwd=cwd,
-                    env={**env, **jobserver.environment} if jobserver else env,
-                    pass_fds=jobserver.fds if jobserver else (),
+                    **popen_settings(self.jobserver, env),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
