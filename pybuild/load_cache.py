@@ -188,6 +188,8 @@ class LoadCache:
         return dataclasses.replace(entry.record, rule_classes=[r for r in rule_classes if r is not None])
 
     def store_package(self, repo: str, name: str, record: PackageRecord) -> None:
+        for rule_class in record.rule_classes:  # known even when disabled: adopt gives forked loads these
+            self._rules.setdefault(rule_class.cache_key, rule_class)
         if not self.enabled:
             return
         keys = tuple(self._store_rule_class(rule_class) for rule_class in record.rule_classes)
@@ -216,9 +218,8 @@ class LoadCache:
         return self.entry_record(entry)
 
     def _store_rule_class(self, rule_class: RuleClass) -> str:
-        """Store a rule class once (by its key); it becomes the process's rule class of that key."""
+        """Store a rule class once (by its key)."""
         key = rule_class.cache_key
-        self._rules.setdefault(key, rule_class)
         if key not in self._stored_rules:
             self._stored_rules.add(key)
             self._write(self._rule_path(key), (self.fingerprint(), rule_class))

@@ -121,3 +121,33 @@ def test_this_process_evaluates_its_share_and_takes_the_rest_from_the_fork(tmp_p
     labels = sorted([f"//p{index:03d}:lib" for index in range(PACKAGES)] + ["//p239:note"])
     assert first == [121, 121, labels]  # the first and its share of 120 evaluated here; 119 in the copy
     assert second == [0, 0, labels]  # every package from the snapshot
+
+
+_RULE_IDS = """
+import sys
+from pathlib import Path
+from pybuild.module_file import load_workspace
+from pybuild.packages import PackageLoader
+from pybuild.target_graph import TargetGraphLoader
+
+packages = PackageLoader(load_workspace(Path(sys.argv[1])))
+packages.loading_processes = 2
+labels = TargetGraphLoader(packages).resolve_patterns(["//..."])
+print(len({id(packages.target(label).rule_class) for label in labels if label.name == "lib"}))
+"""
+
+
+def test_packages_from_the_fork_use_this_process_s_rule_classes_with_the_cache_off(tmp_path: Path) -> None:
+    """One rule class object per rule: analysis then loads and runs rust_library once, not once per process."""
+    root = _chain_of_packages(tmp_path / "ws")
+    repo = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", _RULE_IDS, str(root)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": repo, "PYBUILD_LOAD_CACHE": "0"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
