@@ -22,7 +22,6 @@ from pybuild.rules import MISSING, RuleClass
 from pybuild.target_graph import TargetGraphLoader, dependencies_first, reject_cycles
 from pybuild.workspace import OUTPUT_DIR_NAME
 
-_DRIVER = "<analysis driver>"
 # Targets per top-level statement of the driver: garbage is collected after each (see _driver_source).
 _CHUNK_TARGETS = 200
 _CPU_NAMES = {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}
@@ -145,7 +144,7 @@ class Analysis:
         }
         chunks = -(-len(run) // _CHUNK_TARGETS)
         try:
-            self.loader.host.eval_driver(_DRIVER, _driver_source(rule_classes.values(), chunks), functions)
+            self.loader.host.eval_driver(_driver_source(rule_classes.values(), chunks), functions)
         except PybuildError as error:
             raise self._in_current_target(error) from None
         found = {label: (v["files"], v["executable"], v["runfiles"]) for label, v in summaries.items()}
