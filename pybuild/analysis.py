@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,9 @@ from typing import Any
 from action_graph.action import Action
 from action_graph.graph import ActionGraph, OutputConflictError
 from action_graph.list_schedule import reachable
+from pybuild.analysis_shares import AnalysisShare, analysis_shares
 from pybuild.errors import PybuildError
+from pybuild.forked_shares import forked_shares
 from pybuild.gc_pause import collector_paused
 from pybuild.labels import Label, parse_label
 from pybuild.load_cache import CachedAnalysis
@@ -83,7 +86,7 @@ class Analysis:
         self.config = config
         self.actions = ActionGraph()
         self._current: str | None = None  # the label of the target being analyzed
-        self._fresh: set[str] | None = None  # the targets whose actions this analysis makes (None: all)
+        self._making: set[str] = set()  # the targets (label texts) whose actions the share analyzed makes
         self._resolved_toolchains: dict[Label, Label] = {}
         self._depsets = self.loader.depsets
         self._strings = self._depsets.strings
@@ -123,8 +126,57 @@ class Analysis:
         fresh targets and, for their providers, of what they depend on."""
         for repo in sorted({label.repo for label in order if label.repo}):
             self.workspace.link_external_repository(repo)
-        self._fresh = None if kept is None else kept.fresh_texts
         run = order if kept is None else _with_dependencies(order, edges, kept.fresh)
+        making = run if kept is None else [label for label in run if label in kept.fresh]
+        rules = {label for label in run if self.loader.target(label).rule_class is not None}
+        shares = analysis_shares(run, edges, making, rules, self.loader.loading_processes)
+        made = self._analyze_shares(run, edges, shares) if len(shares) > 1 else None
+        self.actions, found = made or self._analyze_share(AnalysisShare(run, {str(label) for label in making}), edges)
+        if kept is not None:
+            self.actions, found = kept.merged(order, self.actions, found)
+        self.actions.link(kept.producers if kept is not None else None)
+        return AnalysisResult(self.config, self.actions, found, tuple(map(str, nodes)))
+
+    def _analyze_shares(
+        self, run: list[Label], edges: list[tuple[Label, Label]], shares: list[AnalysisShare]
+    ) -> tuple[ActionGraph, dict[str, Summary]] | None:
+        """The shares analyzed by this process (the first) and forked copies of it (the others, at once). None
+        if a copy failed, or their actions clash: this process then analyzes everything, as without copies,
+        and so reports any error exactly as then."""
+        if threading.active_count() > 1:
+            return None  # a fork copies this thread alone, not the locks others may hold
+        with forked_shares(lambda share: self._handed_over(share, edges), shares[1:]) as copies:
+            actions, found = self._analyze_share(shares[0], edges)
+            handed = copies.results()
+        try:
+            for share in handed:
+                if share is None:
+                    return None
+                for action in share[0]:
+                    actions.add(action)
+                found.update(share[1])
+        except OutputConflictError:
+            return None
+        return actions, {label: found[label] for label in map(str, run) if label in found}
+
+    def _handed_over(
+        self, share: AnalysisShare, edges: list[tuple[Label, Label]]
+    ) -> tuple[list[Action], dict[str, Summary]] | None:
+        """In a forked copy: the share's actions and summaries."""
+        try:
+            actions, found = self._analyze_share(share, edges)
+        except PybuildError:
+            return None  # the analyzing process meets it again, in order
+        return actions.actions, found
+
+    def _analyze_share(
+        self, share: AnalysisShare, edges: list[tuple[Label, Label]]
+    ) -> tuple[ActionGraph, dict[str, Summary]]:
+        """Run the rule implementations of `share.run`, in order, and keep the actions and summaries of the
+        targets the share makes."""
+        run = share.run
+        self.actions = ActionGraph()
+        self._making = share.making
         rule_classes = {t.rule_class.rule_id: t.rule_class for t in map(self.loader.target, run) if t.rule_class}
         released = _released_after_chunk(run, edges)
 
@@ -147,11 +199,10 @@ class Analysis:
             self.loader.host.eval_driver(_driver_source(rule_classes.values(), chunks), functions)
         except PybuildError as error:
             raise self._in_current_target(error) from None
-        found = {label: (v["files"], v["executable"], v["runfiles"]) for label, v in summaries.items()}
-        if kept is not None:
-            self.actions, found = kept.merged(order, self.actions, found)
-        self.actions.link(kept.producers if kept is not None else None)
-        return AnalysisResult(self.config, self.actions, found, tuple(map(str, nodes)))
+        making = share.making
+        return self.actions, {
+            label: (v["files"], v["executable"], v["runfiles"]) for label, v in summaries.items() if label in making
+        }
 
     # The load cache ----------------------------------------------------------------------------------
 
@@ -281,7 +332,7 @@ class Analysis:
         self._current = label  # its Target is looked up only for an error (see _in_current_target)
 
     def _register_action(self, spec: str | dict[str, Any]) -> None:
-        if self._fresh is not None and self._current not in self._fresh:
+        if self._current not in self._making:
             return  # analyzed for its providers alone: its actions are the previous analysis's
         if isinstance(spec, str):
             spec = json.loads(spec)  # analysis.bzl sends the action as one JSON text (faster)

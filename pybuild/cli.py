@@ -70,7 +70,7 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
         type=_host_cpus_or_positive_int,
         default="auto",  # argparse converts a text default with `type`
         metavar="N|auto",
-        help="processes that evaluate BUILD files at once (default: auto, the machine's cores)",
+        help="processes that load packages and analyze targets at once (default: auto, the machine's cores)",
     )
     _add_bool_flag(parser, "keep_going", False, "continue past errors as far as possible")
     _add_bool_flag(parser, "block_for_lock", True, "wait for another pybuild command in this workspace")

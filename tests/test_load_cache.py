@@ -57,7 +57,7 @@ class Loaded:
     targets: dict[str, tuple[str, str]]
     evaluated: list[str] = field(default_factory=list)
     analyzed: int = 0
-    fresh: set[str] | None = None  # the targets whose actions the last analysis made anew (None: all)
+    fresh: set[str] = field(default_factory=set)  # the targets whose actions the last analysis made anew
     read: set[str] = field(default_factory=set)  # the main repository's packages it loaded
 
 
@@ -107,7 +107,7 @@ def analyze_result(
 
     analysis._analyze = spy  # type: ignore[method-assign]
     result = analysis.run(labels)
-    loaded = Loaded({}, [e for e in evaluated if e.startswith("@//")], len(runs), analysis._fresh)
+    loaded = Loaded({}, [e for e in evaluated if e.startswith("@//")], len(runs), analysis._making)
     loaded.read = {name for repo, name in graph.loader.loaded_packages() if not repo}
     return loaded, result
 
