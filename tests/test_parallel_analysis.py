@@ -4,13 +4,10 @@ errors as analysis in one process, with this process running only its share of t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from workspace_helpers import RULES_RUST_LOAD, write_workspace
+from workspace_helpers import RULES_RUST_LOAD, run_script, write_workspace
 
 PACKAGES = 240
 _PUBLIC = ', visibility = ["//visibility:public"]'
@@ -94,17 +91,8 @@ else:
 
 
 def _analyzed(root: Path, processes: int, then: str = "") -> dict[str, Any]:
-    repo = str(Path(__file__).resolve().parent.parent)
-    done = subprocess.run(
-        [sys.executable, "-c", _ANALYZE, str(root), str(processes), then],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": repo, "PYBUILD_LOAD_CACHE": "1" if then else "0"},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    cache = "1" if then else "0"
+    return json.loads(run_script(_ANALYZE, str(root), str(processes), then, env={"PYBUILD_LOAD_CACHE": cache}))
 
 
 def test_forked_analysis_makes_the_same_actions_and_summaries(tmp_path: Path) -> None:

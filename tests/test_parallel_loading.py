@@ -4,13 +4,10 @@ errors as loading in one process, with this process evaluating only its share.""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from workspace_helpers import RULES_RUST_LOAD, assert_error, assert_ok, run_pybuild, write_workspace
+from workspace_helpers import RULES_RUST_LOAD, assert_error, assert_ok, run_pybuild, run_script, write_workspace
 
 # With 2 processes: the first package and 120 more here, 119 in the forked copy (100 at least per process).
 PACKAGES = 240
@@ -106,18 +103,8 @@ for _ in range(2):
 
 def test_this_process_evaluates_its_share_and_takes_the_rest_from_the_fork(tmp_path: Path) -> None:
     """Then the load cache and the loading snapshot hold every package, as after loading in one process."""
-    root = _chain_of_packages(tmp_path / "ws")
-    repo = str(Path(__file__).resolve().parent.parent)
-    done = subprocess.run(
-        [sys.executable, "-c", _COUNTING_LOADS, str(root)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": repo, "PYBUILD_LOAD_CACHE": "1"},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    first, second = (json.loads(line) for line in done.stdout.splitlines())
+    output = run_script(_COUNTING_LOADS, str(_chain_of_packages(tmp_path / "ws")), env={"PYBUILD_LOAD_CACHE": "1"})
+    first, second = (json.loads(line) for line in output.splitlines())
     labels = sorted([f"//p{index:03d}:lib" for index in range(PACKAGES)] + ["//p239:note"])
     assert first == [121, 121, labels]  # the first and its share of 120 evaluated here; 119 in the copy
     assert second == [0, 0, labels]  # every package from the snapshot
@@ -139,15 +126,5 @@ print(len({id(packages.target(label).rule_class) for label in labels if label.na
 
 def test_packages_from_the_fork_use_this_process_s_rule_classes_with_the_cache_off(tmp_path: Path) -> None:
     """One rule class object per rule: analysis then loads and runs rust_library once, not once per process."""
-    root = _chain_of_packages(tmp_path / "ws")
-    repo = str(Path(__file__).resolve().parent.parent)
-    done = subprocess.run(
-        [sys.executable, "-c", _RULE_IDS, str(root)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": repo, "PYBUILD_LOAD_CACHE": "0"},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "1"
+    output = run_script(_RULE_IDS, str(_chain_of_packages(tmp_path / "ws")), env={"PYBUILD_LOAD_CACHE": "0"})
+    assert output.strip() == "1"

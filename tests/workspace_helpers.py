@@ -48,6 +48,22 @@ def run_pybuild(cwd: Path, *args: str, timeout: float = 60) -> tuple[int, str, s
     return completed.returncode, completed.stdout, completed.stderr
 
 
+def run_script(script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+    """Run Python `script` with ARGS in a process of its own (pytest's may have threads, which forbid forking),
+    importing this checkout, with `env` added to the environment; return its stdout, failing on an error."""
+    repo_root = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": repo_root, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def run_in_process(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cwd: Path, *args: str
 ) -> tuple[int, str, str]:
