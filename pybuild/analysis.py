@@ -16,7 +16,7 @@ from action_graph.graph import ActionGraph, OutputConflictError
 from action_graph.list_schedule import reachable
 from pybuild.analysis_shares import AnalysisShare, analysis_shares
 from pybuild.errors import PybuildError
-from pybuild.forked_shares import forked_shares
+from pybuild.forked_shares import forked_shares, stderr_held, write_stderr
 from pybuild.gc_pause import collector_paused
 from pybuild.labels import Label, parse_label
 from pybuild.load_cache import CachedAnalysis
@@ -142,22 +142,22 @@ class Analysis:
     ) -> tuple[ActionGraph, dict[str, Summary]] | None:
         """The shares analyzed by this process (the first) and forked copies of it (the others, at once). None
         if a copy failed, or their actions clash: this process then analyzes everything, as without copies,
-        and so reports any error exactly as then."""
+        and so reports any error exactly as then. What rule implementations print comes out in share order
+        once the shares are merged, and not at all if they are not (the analysis that follows prints it)."""
         if threading.active_count() > 1:
             return None  # a fork copies this thread alone, not the locks others may hold
         with forked_shares(lambda share: self._handed_over(share, edges), shares[1:]) as copies:
-            actions, found = self._analyze_share(shares[0], edges)
-            handed = copies.results()
-        try:
-            for share in handed:
-                if share is None:
-                    return None
-                for action in share[0]:
-                    actions.add(action)
-                found.update(share[1])
-        except OutputConflictError:
-            return None
-        return actions, {label: found[label] for label in map(str, run) if label in found}
+            try:
+                with stderr_held() as own:
+                    actions, found = self._analyze_share(shares[0], edges)
+            except PybuildError:
+                write_stderr(own.output)
+                raise
+            made = _merged(run, actions, found, copies.results())
+            if made is not None:
+                write_stderr(own.output)
+                copies.write_stderr()
+        return made
 
     def _handed_over(
         self, share: AnalysisShare, edges: list[tuple[Label, Label]]
@@ -497,6 +497,23 @@ def _with_dependencies(order: list[Label], edges: list[tuple[Label, Label]], fre
         dependencies.setdefault(consumer, []).append(dependency)
     needed = reachable(fresh, dependencies)
     return [label for label in order if label in needed]
+
+
+def _merged(
+    run: list[Label], actions: ActionGraph, found: dict[str, Summary], handed: list[Any]
+) -> tuple[ActionGraph, dict[str, Summary]] | None:
+    """The first share's actions and summaries with those the copies handed over; None if a copy failed or
+    two shares declare clashing outputs."""
+    try:
+        for share in handed:
+            if share is None:
+                return None
+            for action in share[0]:
+                actions.add(action)
+            found.update(share[1])
+    except OutputConflictError:
+        return None
+    return actions, {label: found[label] for label in map(str, run) if label in found}
 
 
 def _by_owner(actions: list[Action]) -> dict[str, list[Action]]:

@@ -15,7 +15,7 @@ from action_graph.fileutil import read_text_or_none
 from pybuild import globbing, visibility
 from pybuild.depsets import DepsetGraph
 from pybuild.errors import PybuildError
-from pybuild.forked_shares import forked_shares
+from pybuild.forked_shares import forked_shares, stderr_held, write_stderr
 from pybuild.labels import Label, parse_label
 from pybuild.load_cache import GlobCall, LoadCache, PackageRecord
 from pybuild.loading_snapshot import LoadingSnapshot
@@ -280,6 +280,7 @@ class PackageLoader:
             for name in shares[0]:
                 self.package(repo, name)
             handed = copies.results()
+            copies.write_stderr()  # after this process's share, as it would come loading them all here
         for share in handed:
             for name, (record, rule_classes) in (share or {}).items():
                 self._adopt(repo, name, record, rule_classes)
@@ -289,13 +290,17 @@ class PackageLoader:
         return snapshot is not None and snapshot.package(name) is not None
 
     def _hand_over(self, repo: str, names: list[str]) -> dict[str, Any]:
-        """In a forked copy: load the packages and hand back each that a record describes."""
+        """In a forked copy: load the packages and hand back each that a record describes, up to the first
+        that fails. The loading process meets that one again, in order, and stops there; so what its BUILD
+        file printed is left to it, and no package after it is of use."""
         handed = {}
         for name in names:
             try:
-                self.package(repo, name)
+                with stderr_held() as printed:
+                    self.package(repo, name)
             except PybuildError:
-                continue  # the loading process meets it again, in order
+                break
+            write_stderr(printed.output)
             record = self._records.get((repo, name))
             if record is not None:
                 handed[name] = LoadCache.handed_over(record)

@@ -13,6 +13,7 @@ PACKAGES = 240
 _PUBLIC = ', visibility = ["//visibility:public"]'
 _NOTE_RULE = """
 def _impl(ctx):
+    print("note //%s: %s" % (ctx.label.package, ctx.attr.word))
     if ctx.attr.word == "fail":
         fail("asked to fail")
     out = ctx.actions.declare_file(ctx.attr.out or ctx.label.name + ".txt")
@@ -23,9 +24,12 @@ note = rule(implementation = _impl, attrs = {"word": attr.string(), "out": attr.
 """
 
 
-def _workspace(root: Path, last_note: str = 'word = "forked"', root_note: str = "") -> Path:
+def _workspace(
+    root: Path, last_note: str = 'word = "forked"', root_note: str = "", first_note: str = 'word = "first"'
+) -> Path:
     """Package pNNN holds a library depending on that of the package before it, and a binary on it; package
-    `a` a `note` on the last library (which the forked copy's share analyzes), and the root package `root_note`."""
+    `a` a `note` on the last library (which the forked copy's share analyzes), package `z` a note that this
+    process's share analyzes, and the root package `root_note`."""
     files = {"defs.bzl": _NOTE_RULE, "BUILD.bazel": f'load("//:defs.bzl", "note")\n{root_note}\n'}
     for index in range(PACKAGES):
         deps = f', deps = ["//p{index - 1:03d}:lib"]' if index else ""
@@ -36,8 +40,9 @@ def _workspace(root: Path, last_note: str = 'word = "forked"', root_note: str = 
             + f'rust_library(name = "lib", crate_name = "lib{index:03d}", srcs = ["lib.rs"]{deps}{_PUBLIC})\n'
             + 'rust_binary(name = "app", srcs = ["main.rs"], deps = [":lib"])\n'
         )
-    # Last in analysis order: after the last library, and among the targets free to go next, the greatest label
-    # comes first (see target_graph.dependencies_first).
+    # Among the targets free to go next, the greatest label comes first (see target_graph.dependencies_first):
+    # //z:note first in analysis order, //a:note last (after the last library).
+    files["z/BUILD.bazel"] = f'load("//:defs.bzl", "note")\nnote(name = "note", {first_note})\n'
     files["a/BUILD.bazel"] = (
         f'load("//:defs.bzl", "note")\nnote(name = "note", deps = ["//p{PACKAGES - 1:03d}:lib"], {last_note})\n'
     )
@@ -92,7 +97,9 @@ else:
 
 def _analyzed(root: Path, processes: int, then: str = "") -> dict[str, Any]:
     cache = "1" if then else "0"
-    return json.loads(run_script(_ANALYZE, str(root), str(processes), then, env={"PYBUILD_LOAD_CACHE": cache}))
+    done = run_script(_ANALYZE, str(root), str(processes), then, env={"PYBUILD_LOAD_CACHE": cache})
+    printed = [line for line in done.stderr.splitlines() if line.startswith("note //")]
+    return {**json.loads(done.stdout), "printed": printed}
 
 
 def test_forked_analysis_makes_the_same_actions_and_summaries(tmp_path: Path) -> None:
@@ -101,6 +108,7 @@ def test_forked_analysis_makes_the_same_actions_and_summaries(tmp_path: Path) ->
     assert shared["actions"] == alone["actions"]
     assert shared["summaries"] == alone["summaries"]
     assert any("made by forked" in action for action in shared["actions"])  # the copy's share came back
+    assert shared["printed"] == alone["printed"] == ["note //z: first", "note //a: forked"]
     rules = alone["begun_here"]  # the libraries, binaries and note, and the toolchain's targets
     assert rules > 2 * PACKAGES
     # This process ran its share; the copy ran the rest and, for their providers, the libraries below it.
@@ -114,6 +122,7 @@ def test_an_analysis_after_an_edit_is_shared_out_too(tmp_path: Path) -> None:
     shared = _analyzed(_workspace(tmp_path / "shared"), 2, "edit")
     assert shared["actions"] == alone["actions"]
     assert shared["summaries"] == alone["summaries"]
+    assert shared["printed"] == alone["printed"]
     assert any("--edition=2018" in action for action in shared["actions"])
     assert 0 < shared["begun_here"] < alone["begun_here"]
 
@@ -123,6 +132,15 @@ def test_an_error_in_a_forked_share_is_reported_as_without_forks(tmp_path: Path)
     assert errors[0] == errors[1]
     assert "asked to fail" in errors[0]["error"] and "//a:note" in errors[0]["error"]
     assert "<analysis driver>" not in errors[0]["error"]  # whose lines differ with the targets analyzed together
+    # Once each: what both processes printed before the copy failed is dropped, and printed by the analysis
+    # this process then makes of everything.
+    assert errors[1]["printed"] == ["note //z: first", "note //a: fail"]
+
+
+def test_an_error_in_this_process_s_share_comes_after_what_it_printed(tmp_path: Path) -> None:
+    errors = [_analyzed(_workspace(tmp_path / str(n), first_note='word = "fail"'), n) for n in (1, 2)]
+    assert errors[0] == errors[1]
+    assert "//z:note" in errors[0]["error"] and errors[1]["printed"] == ["note //z: fail"]
 
 
 def test_outputs_that_clash_across_shares_are_reported_as_without_forks(tmp_path: Path) -> None:

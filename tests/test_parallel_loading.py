@@ -21,7 +21,8 @@ def _chain_of_packages(root: Path, broken: int | None = None) -> Path:
         deps = f', deps = ["//p{index - 1:03d}:lib"]' if index else ""
         attrs = ', srcs = glob(["*.rs"])' if index != broken else ", srcs = 3"
         files[f"p{index:03d}/lib.rs"] = ""
-        files[f"p{index:03d}/BUILD.bazel"] = RULES_RUST_LOAD + f'rust_library(name = "lib"{attrs}{deps}{_PUBLIC})\n'
+        build = f'print("loading p{index:03d}")\nrust_library(name = "lib"{attrs}{deps}{_PUBLIC})\n'
+        files[f"p{index:03d}/BUILD.bazel"] = RULES_RUST_LOAD + build
     # A rule that only the forked copy's share loads: its rule class comes back from the copy.
     last = f"p{PACKAGES - 1:03d}"
     files[f"{last}/defs.bzl"] = _NOTE_RULE
@@ -48,12 +49,18 @@ def test_forked_loading_gives_the_same_targets_and_actions(
     for threads in ("1", "2"):
         root = _chain_of_packages(tmp_path / threads)
         flag = f"--loading_phase_threads={threads}"
-        query = assert_ok(run_pybuild(root, "query", "//...", "--output=label_kind", flag))
+        query = run_pybuild(root, "query", "//...", "--output=label_kind", flag)
         actions = assert_ok(run_pybuild(root, "aquery", "//...", flag))
-        outputs[threads] = (query, actions.replace(str(root), "<root>"))
+        outputs[threads] = (assert_ok(query), actions.replace(str(root), "<root>"), _printed(query[2]))
     assert outputs["1"] == outputs["2"]
     assert outputs["2"][0].count("rust_library rule //p") == PACKAGES
     assert "note rule //p239:note" in outputs["2"][0] and "made by forked" in outputs["2"][1]
+    # What BUILD files print comes once each, in package order: the copy's held back until this process's share.
+    assert outputs["2"][2] == [f"loading p{index:03d}" for index in range(PACKAGES)]
+
+
+def _printed(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("loading p")]
 
 
 def test_an_error_in_a_forked_share_is_reported_as_without_forks(tmp_path: Path) -> None:
@@ -61,9 +68,11 @@ def test_an_error_in_a_forked_share_is_reported_as_without_forks(tmp_path: Path)
     for threads in ("1", "2"):
         root = _chain_of_packages(tmp_path / threads, broken=200)  # in the forked copy's share
         errors[threads] = assert_error(
-            run_pybuild(root, "query", "//...", f"--loading_phase_threads={threads}"), "p200/BUILD.bazel:2"
+            run_pybuild(root, "query", "//...", f"--loading_phase_threads={threads}"), "p200/BUILD.bazel:3"
         )
     assert errors["1"] == errors["2"]
+    # Printed once up to the broken package: the copy hands back neither what came after it nor its print.
+    assert _printed(errors["2"]) == [f"loading p{index:03d}" for index in range(201)]
 
 
 # Loads //... twice, each time with a fresh loader of 2 processes, in a process of its own (this one may have
@@ -103,8 +112,8 @@ for _ in range(2):
 
 def test_this_process_evaluates_its_share_and_takes_the_rest_from_the_fork(tmp_path: Path) -> None:
     """Then the load cache and the loading snapshot hold every package, as after loading in one process."""
-    output = run_script(_COUNTING_LOADS, str(_chain_of_packages(tmp_path / "ws")), env={"PYBUILD_LOAD_CACHE": "1"})
-    first, second = (json.loads(line) for line in output.splitlines())
+    done = run_script(_COUNTING_LOADS, str(_chain_of_packages(tmp_path / "ws")), env={"PYBUILD_LOAD_CACHE": "1"})
+    first, second = (json.loads(line) for line in done.stdout.splitlines())
     labels = sorted([f"//p{index:03d}:lib" for index in range(PACKAGES)] + ["//p239:note"])
     assert first == [121, 121, labels]  # the first and its share of 120 evaluated here; 119 in the copy
     assert second == [0, 0, labels]  # every package from the snapshot
@@ -126,5 +135,5 @@ print(len({id(packages.target(label).rule_class) for label in labels if label.na
 
 def test_packages_from_the_fork_use_this_process_s_rule_classes_with_the_cache_off(tmp_path: Path) -> None:
     """One rule class object per rule: analysis then loads and runs rust_library once, not once per process."""
-    output = run_script(_RULE_IDS, str(_chain_of_packages(tmp_path / "ws")), env={"PYBUILD_LOAD_CACHE": "0"})
-    assert output.strip() == "1"
+    done = run_script(_RULE_IDS, str(_chain_of_packages(tmp_path / "ws")), env={"PYBUILD_LOAD_CACHE": "0"})
+    assert done.stdout.strip() == "1"

@@ -48,9 +48,11 @@ def run_pybuild(cwd: Path, *args: str, timeout: float = 60) -> tuple[int, str, s
     return completed.returncode, completed.stdout, completed.stderr
 
 
-def run_script(script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+def run_script(
+    script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run Python `script` with ARGS in a process of its own (pytest's may have threads, which forbid forking),
-    importing this checkout, with `env` added to the environment; return its stdout, failing on an error."""
+    importing this checkout, with `env` added to the environment; fail if it does."""
     repo_root = str(Path(__file__).resolve().parent.parent)
     done = subprocess.run(
         [sys.executable, "-c", script, *args],
@@ -61,7 +63,7 @@ def run_script(script: str, *args: str, env: dict[str, str] | None = None, timeo
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return done
 
 
 def run_in_process(
