@@ -1,9 +1,10 @@
 """Work shared out to forked copies of this process, each handing its result back pickled through a pipe.
 
-Loading evaluates one BUILD file after another on one core, and the GIL (and starlark-pyo3, which holds it)
-leaves threads no way around that. A fork, unlike a new interpreter, starts with everything this process
-has loaded, the .bzl modules included. Callers run in a forked copy only what they can also do here: a
-share whose process fails gives None, and the caller does that share's work itself.
+Loading evaluates one BUILD file after another, and analysis one rule implementation after another, on one
+core: the GIL (and starlark-pyo3, which holds it) leaves threads no way around that. A fork, unlike a new
+interpreter, starts with everything this process has loaded, the .bzl modules included. Callers run in a
+forked copy only what they can also do here: a share whose process fails gives None, and the caller does that
+share's work itself.
 
 A copy's stderr (starlark-rust's print() writes there) is held back and handed over too: the caller writes it
 out when it takes the copies' results, so that messages come in the order of the shares, and not twice when
