@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from action_graph.graph import ActionGraph, OutputConflictError
 from action_graph.list_schedule import reachable
 from pybuild.analysis_shares import AnalysisShare, analysis_shares
 from pybuild.errors import PybuildError
-from pybuild.forked_shares import forked_shares, stderr_held, write_stderr
+from pybuild.forked_shares import can_fork, forked_shares, stderr_held, write_stderr
 from pybuild.gc_pause import collector_paused
 from pybuild.labels import Label, parse_label
 from pybuild.load_cache import CachedAnalysis
@@ -144,8 +143,8 @@ class Analysis:
         if a copy failed, or their actions clash: this process then analyzes everything, as without copies,
         and so reports any error exactly as then. What rule implementations print comes out in share order
         once the shares are merged, and not at all if they are not (the analysis that follows prints it)."""
-        if threading.active_count() > 1:
-            return None  # a fork copies this thread alone, not the locks others may hold
+        if not can_fork():
+            return None
         with forked_shares(lambda share: self._handed_over(share, edges), shares[1:]) as copies:
             try:
                 with stderr_held() as own:

@@ -19,8 +19,15 @@ import pickle
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+
+
+def can_fork() -> bool:
+    """Whether this process may fork copies: not while other threads run, since a fork copies this thread
+    alone and not the locks the others may hold."""
+    return threading.active_count() == 1
 
 
 class ForkedShares:

@@ -6,7 +6,6 @@ import functools
 import itertools
 import json
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from action_graph.fileutil import read_text_or_none
 from pybuild import globbing, visibility
 from pybuild.depsets import DepsetGraph
 from pybuild.errors import PybuildError
-from pybuild.forked_shares import forked_shares, stderr_held, write_stderr
+from pybuild.forked_shares import can_fork, forked_shares, stderr_held, write_stderr
 from pybuild.labels import Label, parse_label
 from pybuild.load_cache import GlobCall, LoadCache, PackageRecord
 from pybuild.loading_snapshot import LoadingSnapshot
@@ -271,7 +270,7 @@ class PackageLoader:
         the load cache cannot vouch for) is left to `package`, so errors come in order, as without copies."""
         todo = [name for name in names if (repo, name) not in self._packages and not self._in_snapshot(repo, name)]
         processes = min(self.loading_processes, len(todo) // _PACKAGES_PER_PROCESS)
-        if processes < 2 or threading.active_count() > 1:  # a fork copies this thread alone, not others' locks
+        if processes < 2 or not can_fork():
             return
         self.package(repo, todo[0])  # first, so that every copy starts with the .bzl files it loaded
         size = -(-(len(todo) - 1) // processes)
