@@ -13,7 +13,7 @@ from typing import Any
 from action_graph.action import Action
 from action_graph.graph import ActionGraph, OutputConflictError
 from action_graph.list_schedule import reachable
-from pybuild.analysis_shares import AnalysisShare, analysis_shares
+from pybuild.analysis_shares import AnalysisShare, analysis_shares, dependency_lists, with_dependencies
 from pybuild.errors import PybuildError
 from pybuild.forked_shares import can_fork, forked_shares, stderr_held, write_stderr
 from pybuild.gc_pause import collector_paused
@@ -125,12 +125,16 @@ class Analysis:
         fresh targets and, for their providers, of what they depend on."""
         for repo in sorted({label.repo for label in order if label.repo}):
             self.workspace.link_external_repository(repo)
-        run = order if kept is None else _with_dependencies(order, edges, kept.fresh)
+        dependencies = dependency_lists(edges)
+        run = order if kept is None else with_dependencies(order, kept.fresh, dependencies)
         making = run if kept is None else [label for label in run if label in kept.fresh]
         rules = {label for label in run if self.loader.target(label).rule_class is not None}
-        shares = analysis_shares(run, edges, making, rules, self.loader.loading_processes)
-        made = self._analyze_shares(run, edges, shares) if len(shares) > 1 else None
-        self.actions, found = made or self._analyze_share(AnalysisShare(run, {str(label) for label in making}), edges)
+        shares = analysis_shares(run, dependencies, making, rules, self.loader.loading_processes)
+        if len(shares) == 1:
+            self.actions, found = self._analyze_share(shares[0], edges)
+        else:
+            made = self._analyze_shares(run, edges, shares)
+            self.actions, found = made or self._analyze_share(AnalysisShare(run, set(map(str, making))), edges)
         if kept is not None:
             self.actions, found = kept.merged(order, self.actions, found)
         self.actions.link(kept.producers if kept is not None else None)
@@ -487,15 +491,6 @@ def _fresh_targets(
     for consumer, dependency in edges:
         dependents.setdefault(dependency, []).append(consumer)
     return reachable(seeds, dependents)
-
-
-def _with_dependencies(order: list[Label], edges: list[tuple[Label, Label]], fresh: set[Label]) -> list[Label]:
-    """`fresh` and every target they depend on (whose providers they read), in analysis order."""
-    dependencies: dict[Label, list[Label]] = {}
-    for consumer, dependency in edges:
-        dependencies.setdefault(consumer, []).append(dependency)
-    needed = reachable(fresh, dependencies)
-    return [label for label in order if label in needed]
 
 
 def _merged(

@@ -7,6 +7,7 @@ alone. The shares are sized so that each process runs about as many rule impleme
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -27,9 +28,25 @@ class AnalysisShare:
     making: set[str]  # the label texts of those whose actions and summaries the share makes
 
 
+def dependency_lists(edges: list[tuple[Label, Label]]) -> dict[Label, list[Label]]:
+    """Each target's direct dependencies, from (consumer, dependency) edges."""
+    dependencies: dict[Label, list[Label]] = {}
+    for consumer, dependency in edges:
+        dependencies.setdefault(consumer, []).append(dependency)
+    return dependencies
+
+
+def with_dependencies(
+    order: list[Label], targets: Iterable[Label], dependencies: dict[Label, list[Label]]
+) -> list[Label]:
+    """`targets` and everything they depend on, in `order` (which holds them all)."""
+    needed = reachable(targets, dependencies)
+    return [label for label in order if label in needed]
+
+
 def analysis_shares(
     run: list[Label],
-    edges: list[tuple[Label, Label]],
+    dependencies: dict[Label, list[Label]],
     making: list[Label],
     rules: set[Label],
     processes: int,
@@ -40,9 +57,6 @@ def analysis_shares(
     processes = min(processes, total // RULES_PER_SHARE)
     if processes < 2:
         return [AnalysisShare(run, set(map(str, making)))]
-    dependencies: dict[Label, list[Label]] = {}
-    for consumer, dependency in edges:
-        dependencies.setdefault(consumer, []).append(dependency)
     goals = [total / processes] * processes
     for _ in range(_BALANCING_ROUNDS):
         parts = _split(making, rules, goals)
@@ -52,18 +66,11 @@ def analysis_shares(
         ]
         level = (total + sum(extra)) / len(parts)
         goals = [max(level - more, 1.0) for more in extra]
-    shares = [
-        AnalysisShare(_needed(run, part, dependencies), set(map(str, part))) for part in _split(making, rules, goals)
-    ]
+    parts = _split(making, rules, goals)
+    shares = [AnalysisShare(with_dependencies(run, part, dependencies), set(map(str, part))) for part in parts]
     if max(len(rules.intersection(share.run)) for share in shares) > _MOST_OF_THE_RUN * len(rules.intersection(run)):
         return [AnalysisShare(run, set(map(str, making)))]
     return shares
-
-
-def _needed(run: list[Label], part: list[Label], dependencies: dict[Label, list[Label]]) -> list[Label]:
-    """`part` and what it depends on, in the order of `run`."""
-    needed = reachable(part, dependencies)
-    return [label for label in run if label in needed]
 
 
 def _split(making: list[Label], rules: set[Label], goals: list[float]) -> list[list[Label]]:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import pytest
 
 from pybuild import analysis_shares
-from pybuild.analysis_shares import analysis_shares as shares_of
+from pybuild.analysis_shares import dependency_lists
 from pybuild.labels import Label
 
 
 @pytest.fixture(autouse=True)
 def _small_shares(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(analysis_shares, "RULES_PER_SHARE", 10)
+
+
+def shares_of(
+    run: list[Label], edges: list[tuple[Label, Label]], making: list[Label], rules: set[Label], processes: int
+) -> list[analysis_shares.AnalysisShare]:
+    return analysis_shares.analysis_shares(run, dependency_lists(edges), making, rules, processes)
 
 
 def _labels(count: int, prefix: str = "t") -> list[Label]:
