@@ -188,11 +188,13 @@ class LoadCache:
         return dataclasses.replace(entry.record, rule_classes=[r for r in rule_classes if r is not None])
 
     def store_package(self, repo: str, name: str, record: PackageRecord) -> None:
-        for rule_class in record.rule_classes:  # known even when disabled: adopt gives forked loads these
-            self._rules.setdefault(rule_class.cache_key, rule_class)
+        keys = tuple(rule_class.cache_key for rule_class in record.rule_classes)  # a digest each: made once
+        for key, rule_class in zip(keys, record.rule_classes, strict=True):
+            self._rules.setdefault(key, rule_class)  # known even when disabled: adopt gives forked loads these
+            if self.enabled:
+                self._store_rule_class(key, rule_class)
         if not self.enabled:
             return
-        keys = tuple(self._store_rule_class(rule_class) for rule_class in record.rule_classes)
         entry = _PackageEntry(self.fingerprint(), dataclasses.replace(record, rule_classes=[]), keys)
         self._write(Path(self._package_path(repo, name)), entry)
         self.entries[repo, name] = entry
@@ -217,13 +219,11 @@ class LoadCache:
             self.entries[repo, name] = entry
         return self.entry_record(entry)
 
-    def _store_rule_class(self, rule_class: RuleClass) -> str:
+    def _store_rule_class(self, key: str, rule_class: RuleClass) -> None:
         """Store a rule class once (by its key)."""
-        key = rule_class.cache_key
         if key not in self._stored_rules:
             self._stored_rules.add(key)
             self._write(self._rule_path(key), (self.fingerprint(), rule_class))
-        return key
 
     def _rule_class(self, key: str) -> RuleClass | None:
         """The process's rule class of that key, read on first use; None if it is not in the cache."""
