@@ -7,21 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from workspace_helpers import RULES_RUST_LOAD, run_script, write_workspace
+from workspace_helpers import NOTE_RULE, RULES_RUST_LOAD, run_script, write_workspace
 
 PACKAGES = 240
 _PUBLIC = ', visibility = ["//visibility:public"]'
-_NOTE_RULE = """
-def _impl(ctx):
-    print("note //%s: %s" % (ctx.label.package, ctx.attr.word))
-    if ctx.attr.word == "fail":
-        fail("asked to fail")
-    out = ctx.actions.declare_file(ctx.attr.out or ctx.label.name + ".txt")
-    ctx.actions.write(out, "made by " + ctx.attr.word)
-    return [DefaultInfo(files = depset([out]))]
-
-note = rule(implementation = _impl, attrs = {"word": attr.string(), "out": attr.string(), "deps": attr.label_list()})
-"""
 
 
 def _workspace(
@@ -30,7 +19,7 @@ def _workspace(
     """Package pNNN holds a library depending on that of the package before it, and a binary on it; package
     `a` a `note` on the last library (which the forked copy's share analyzes), package `z` a note that this
     process's share analyzes, and the root package `root_note`."""
-    files = {"defs.bzl": _NOTE_RULE, "BUILD.bazel": f'load("//:defs.bzl", "note")\n{root_note}\n'}
+    files = {"defs.bzl": NOTE_RULE, "BUILD.bazel": f'load("//:defs.bzl", "note")\n{root_note}\n'}
     for index in range(PACKAGES):
         deps = f', deps = ["//p{index - 1:03d}:lib"]' if index else ""
         files[f"p{index:03d}/lib.rs"] = ""

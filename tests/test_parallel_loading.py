@@ -7,7 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-from workspace_helpers import RULES_RUST_LOAD, assert_error, assert_ok, run_pybuild, run_script, write_workspace
+from workspace_helpers import (
+    NOTE_RULE,
+    RULES_RUST_LOAD,
+    assert_error,
+    assert_ok,
+    run_pybuild,
+    run_script,
+    write_workspace,
+)
 
 # With 2 processes: the first package and 120 more here, 119 in the forked copy (100 at least per process).
 PACKAGES = 240
@@ -25,19 +33,9 @@ def _chain_of_packages(root: Path, broken: int | None = None) -> Path:
         files[f"p{index:03d}/BUILD.bazel"] = RULES_RUST_LOAD + build
     # A rule that only the forked copy's share loads: its rule class comes back from the copy.
     last = f"p{PACKAGES - 1:03d}"
-    files[f"{last}/defs.bzl"] = _NOTE_RULE
+    files[f"{last}/defs.bzl"] = NOTE_RULE
     files[f"{last}/BUILD.bazel"] += 'load(":defs.bzl", "note")\nnote(name = "note", word = "forked")\n'
     return write_workspace(root, files)
-
-
-_NOTE_RULE = """
-def _impl(ctx):
-    out = ctx.actions.declare_file(ctx.label.name + ".txt")
-    ctx.actions.write(out, "made by " + ctx.attr.word)
-    return [DefaultInfo(files = depset([out]))]
-
-note = rule(implementation = _impl, attrs = {"word": attr.string()})
-"""
 
 
 @pytest.mark.parametrize("cache", ["0", "1"])

@@ -15,6 +15,19 @@ from pybuild import cli
 TRACEBACK = "Traceback (most recent call last)"
 RULES_RUST_LOAD = 'load("@rules_rust//rust:defs.bzl", "rust_binary", "rust_library", "rust_proc_macro", "rust_test")\n'
 DEFAULT_MODULE = 'module(name = "test_workspace", version = "0.1.0")\n'
+# A small custom rule for tests that need one: it prints its word, fails when that is "fail", and writes a file
+# (`out`, else <name>.txt) saying "made by <word>".
+NOTE_RULE = """
+def _impl(ctx):
+    print("note //%s: %s" % (ctx.label.package, ctx.attr.word))
+    if ctx.attr.word == "fail":
+        fail("asked to fail")
+    out = ctx.actions.declare_file(ctx.attr.out or ctx.label.name + ".txt")
+    ctx.actions.write(out, "made by " + ctx.attr.word)
+    return [DefaultInfo(files = depset([out]))]
+
+note = rule(implementation = _impl, attrs = {"word": attr.string(), "out": attr.string(), "deps": attr.label_list()})
+"""
 
 
 def write_workspace(root: Path, files: dict[str, str], *, module: bool = True) -> Path:
