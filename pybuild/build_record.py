@@ -3,13 +3,16 @@ action fed which. Profiles, the timings report and benchmarks are all read from 
 
 from __future__ import annotations
 
+import bisect
 import graphlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from action_graph.fileutil import atomic_write_text
 from action_graph.scheduler import Outcome
+from pybuild.phase_bound import phase_bound
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,36 @@ class BuildRecord:
         total = sum(a.duration for a in self.actions if not a.shares_process)
         return max(critical, total / max(1, self.jobs))
 
+    def phase_bound(self) -> float:
+        """A floor no schedule of these actions beats, which also counts what must run alone (see phase_bound.py).
+
+        A fused metadata action is its full compile's front end: here the compile is cut in two at the moment
+        the metadata appeared, the front end taking the slot and its dependents waiting for it alone, the
+        rest after it. Letting the rest move to any slot only lowers the floor, so it stays a floor."""
+        durations = {a.primary_output: a.duration for a in self.actions}
+        preds: dict[str, set[str]] = {output: set() for output in durations}
+        for producer, consumer in self.edges:
+            if consumer in preds:
+                preds[consumer].add(producer)
+        slotless = set()
+        hosts = _ProcessesBySlot(a for a in self.actions if not a.shares_process)
+        for action in self.actions:
+            if action.waited_for:
+                preds[action.primary_output].add(action.waited_for)
+            host = None if action.waited_for or not action.shares_process else hosts.running(action.slot, action.end)
+            if host is None:
+                slotless.update([action.primary_output] if action.shares_process else [])
+                continue
+            durations[action.primary_output] = max(0.0, action.end - host.start)
+            durations[host.primary_output] = max(0.0, host.end - action.end)
+            preds[host.primary_output].add(action.primary_output)
+        return phase_bound(durations, preds, self.jobs, slotless)
+
     def to_json(self) -> str:
         data = asdict(self)
         data["critical_path"] = [a.primary_output for a in self.critical_path()]
         data["bound"] = self.bound()
+        data["phase_bound"] = self.phase_bound()
         return json.dumps(data, indent=1) + "\n"
 
     def save(self, path: Path) -> None:
@@ -79,6 +108,21 @@ class BuildRecord:
         """--execution_log_json_file: one record per action that ran or was restored, in start order."""
         rows = [dict(asdict(a), duration=round(a.duration, 6)) for a in sorted(self.actions, key=lambda a: a.start)]
         atomic_write_text(path, json.dumps(rows, indent=1) + "\n")
+
+
+class _ProcessesBySlot:
+    """The actions that held slots, to find which one a slot ran at a given time (one at a time per slot)."""
+
+    def __init__(self, actions: Iterable[ActionRecord]) -> None:
+        self._by_slot: dict[int, list[ActionRecord]] = {}
+        for action in sorted(actions, key=lambda a: a.start):
+            self._by_slot.setdefault(action.slot, []).append(action)
+        self._starts = {slot: [a.start for a in runs] for slot, runs in self._by_slot.items()}
+
+    def running(self, slot: int, time: float) -> ActionRecord | None:
+        index = bisect.bisect_right(self._starts.get(slot, []), time) - 1
+        candidate = self._by_slot[slot][index] if index >= 0 else None
+        return candidate if candidate is not None and time <= candidate.end else None
 
 
 def action_records(outcomes: list[Outcome], offset: float) -> list[ActionRecord]:

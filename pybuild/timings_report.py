@@ -68,6 +68,7 @@ def write_timings(record: BuildRecord, path: Path) -> None:
         record=record,
         wall=wall,
         bound=record.bound(),
+        floor=record.phase_bound(),
         bars=crate_bars(record),
         concurrency=concurrency(record),
         critical_path=record.critical_path(),

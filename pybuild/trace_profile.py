@@ -62,6 +62,11 @@ def write_profile(record: BuildRecord, path: Path) -> None:
     payload = {
         "traceEvents": trace_events(record),
         "displayTimeUnit": "ms",
-        "otherData": {"jobs": record.jobs, "wall_seconds": record.wall, "bound_seconds": record.bound()},
+        "otherData": {
+            "jobs": record.jobs,
+            "wall_seconds": record.wall,
+            "bound_seconds": record.bound(),
+            "phase_bound_seconds": record.phase_bound(),
+        },
     }
     atomic_write_text(path, json.dumps(payload) + "\n")

@@ -40,7 +40,10 @@ def test_profile_has_a_track_per_slot_a_slice_per_action_phases_and_the_critical
     assert all(e["args"]["cached"] is False and e["dur"] > 0 for e in actions)
     critical = [e for e in events if e["ph"] == "X" and e["tid"] == tracks["critical path"]]
     assert critical and all(e["args"]["critical_path"] for e in critical)
-    assert trace["otherData"]["jobs"] == 2 and trace["otherData"]["bound_seconds"] > 0
+    summary = trace["otherData"]
+    assert summary["jobs"] == 2 and summary["bound_seconds"] > 0
+    # The run itself was one schedule of its actions: the floor lies between the usual bound and its wall time.
+    assert summary["bound_seconds"] <= summary["phase_bound_seconds"] <= summary["wall_seconds"]
 
 
 def test_timings_report_is_offline_html_with_a_bar_per_crate_and_the_critical_path(tmp_path: Path) -> None:
@@ -52,6 +55,7 @@ def test_timings_report_is_offline_html_with_a_bar_per_crate_and_the_critical_pa
     for crate in ("//a:a", "//b:b", "//c:c"):
         assert f">{crate}</text>" in html
     assert "metadata:" in html  # the metadata part of a pipelined crate's bar
+    assert "floor / bound" in html
 
 
 def test_a_hollow_rlib_cut_as_its_crate_ended_adds_no_metadata_part_to_the_bar() -> None:
