@@ -59,6 +59,7 @@ sys.path.insert(0, str(BENCH))
 import gen_synthetic  # noqa: E402  (bench/ is not a package)
 
 from action_graph.list_schedule import ScheduleGraph  # noqa: E402
+from pybuild.build_record import ActionRecord, BuildRecord  # noqa: E402
 
 RESULTS = BENCH / "results"
 SYSTEMS = ("cargo", "unpipelined", "rmeta", "hollow")
@@ -367,6 +368,12 @@ class RunResult:
         return self.profile["wall_seconds"] / bound if bound else None
 
     @property
+    def floor_over_bound(self) -> float | None:
+        """The least `wall / bound` any schedule of this run's actions could reach (see pybuild/phase_bound.py)."""
+        bound, floor = self.profile.get("bound_seconds"), self.gaps.get("phase_bound")
+        return floor / bound if bound and floor else None
+
+    @property
     def wall_over_ideal(self) -> float | None:
         """pybuild's wall / (loading + analysis + a zero-overhead schedule of the same action durations)."""
         if not self.gaps.get("list_schedule"):
@@ -521,6 +528,14 @@ def list_schedule(actions: list[dict[str, Any]], edges: dict[str, list[str]], jo
     return ScheduleGraph(duration, edges, waits).makespan(duration, jobs, waits, slotless)
 
 
+def phase_floor(actions: list[dict[str, Any]], edges: dict[str, list[str]], jobs: int) -> float:
+    """No schedule of these actions on `jobs` slots ends sooner: what must run alone counts whole."""
+    fields = {f.name for f in dataclasses.fields(ActionRecord)}
+    records = [ActionRecord(**{k: v for k, v in action.items() if k in fields}) for action in actions]
+    pairs = [(producer, consumer) for consumer, producers in edges.items() for producer in producers]
+    return BuildRecord(jobs, actions=records, edges=pairs).phase_bound()
+
+
 def analyze_gaps(
     actions: list[dict[str, Any]], edges: dict[str, list[str]], trace: dict[str, Any], costs: dict[str, float]
 ) -> dict[str, Any]:
@@ -541,6 +556,7 @@ def analyze_gaps(
     return {
         "before_execution": exec_start,
         "list_schedule": list_schedule(actions, edges, jobs),
+        "phase_bound": phase_floor(actions, edges, jobs),
         "first_action_start": min(a["start"] for a in actions) - exec_start,
         "after_last_action": trace["otherData"]["wall_seconds"] - last_end,
         "idle_slot_seconds": jobs * (last_end - exec_start) - sum(r["duration"] for r in rows),
@@ -592,6 +608,8 @@ def describe_run(result: RunResult) -> str:
         text += f"  wall/bound {result.profile['wall_seconds']:.2f}/{bound:.2f} = {result.wall_over_bound:.3f}"
         if result.wall_over_ideal is not None:
             text += f"  wall/ideal {result.wall_over_ideal:.3f}"
+        if result.floor_over_bound is not None:
+            text += f"  floor/bound {result.floor_over_bound:.3f}"
         text += f"  ({result.summary.get('cached', '?')} cached)"
     if result.error:
         text += f"\n    ERROR: {result.error}"
@@ -607,6 +625,7 @@ def medians(results: list[RunResult]) -> dict[str, dict[str, dict[str, float]]]:
     for (workload, system), runs in groups.items():
         ratios = [r.wall_over_bound for r in runs if r.wall_over_bound is not None]
         ideal = [r.wall_over_ideal for r in runs if r.wall_over_ideal is not None]
+        floors = [r.floor_over_bound for r in runs if r.floor_over_bound is not None]
         table.setdefault(workload, {})[system] = {
             "runs": len(runs),
             "wall": statistics.median(r.wall for r in runs),
@@ -619,30 +638,43 @@ def medians(results: list[RunResult]) -> dict[str, dict[str, dict[str, float]]]:
             "wall_over_bound": statistics.median(ratios) if ratios else float("nan"),
             "wall_over_bound_max": max(ratios) if ratios else float("nan"),
             "wall_over_ideal": statistics.median(ideal) if ideal else float("nan"),
+            "floor_over_bound_min": min(floors) if floors else float("nan"),
         }
     return table
 
 
 def pair_ratios(results: list[RunResult], key: str = "wall") -> dict[str, dict[str, dict[str, Any]]]:
-    """Per workload and pair: the ratio of `key` (wall or tree_cpu) within each round, and their median."""
-    values = {(r.workload, r.system, r.round): getattr(r, key) for r in results if r.error is None}
+    """Per workload and pair: the ratio of `key` (wall or tree_cpu) within each round, and their median. For wall
+    ratios also the floor: the top run's CPU time spread over every core of the machine, over the bottom run's
+    wall time. No schedule of the top run's work could give a lower ratio in that round."""
+    runs = {(r.workload, r.system, r.round): r for r in results if r.error is None}
     rounds = sorted({r.round for r in results})
+    cores = os.cpu_count() or 1
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for workload in sorted({r.workload for r in results}):
         for top, bottom in RATIO_PAIRS:
-            pairs = [((workload, top, n), (workload, bottom, n)) for n in rounds]
-            per_round = [values[a] / values[b] for a, b in pairs if a in values and b in values]
-            if per_round:
-                entry = {"per_round": per_round, "median": statistics.median(per_round)}
-                out.setdefault(workload, {})[f"{top}/{bottom}"] = entry
+            pairs = [
+                (runs[a], runs[b])
+                for a, b in (((workload, top, n), (workload, bottom, n)) for n in rounds)
+                if a in runs and b in runs
+            ]
+            if not pairs:
+                continue
+            per_round = [getattr(a, key) / getattr(b, key) for a, b in pairs]
+            entry: dict[str, Any] = {"per_round": per_round, "median": statistics.median(per_round)}
+            if key == "wall":
+                entry["floor_per_round"] = [a.tree_cpu / (cores * b.wall) for a, b in pairs]
+            out.setdefault(workload, {})[f"{top}/{bottom}"] = entry
     return out
 
 
 def print_tables(results: list[RunResult]) -> None:
     print("\nMedians (wall: whole process; cpu: process tree; own: the pybuild or cargo process itself;")
-    print("w/bound: pybuild's wall_seconds / bound_seconds; w/ideal: wall / zero-overhead list schedule)")
+    print("w/bound: pybuild's wall_seconds / bound_seconds; w/ideal: wall / zero-overhead list schedule;")
+    print("floor: the least wall/bound that any schedule of the run's actions reaches, lowest over rounds)")
     header = f"{'workload':<10} {'system':<11} {'n':>2} {'wall s':>7} {'min':>6} {'max':>6} {'cpu s':>6}"
-    print(header + f" {'own cpu':>7} {'own RSS':>8} {'w/bound':>7} {'w/b max':>7} {'w/ideal':>7} {'other':>5}")
+    header += f" {'own cpu':>7} {'own RSS':>8} {'w/bound':>7} {'w/b max':>7} {'floor':>7} {'w/ideal':>7}"
+    print(header + f" {'other':>5}")
     for workload, systems in medians(results).items():
         for system in SYSTEMS:
             if system in systems:
@@ -650,7 +682,8 @@ def print_tables(results: list[RunResult]) -> None:
                 print(
                     f"{workload:<10} {system:<11} {m['runs']:>2} {m['wall']:7.2f} {m['wall_min']:6.2f} "
                     f"{m['wall_max']:6.2f} {m['tree_cpu']:6.1f} {m['own_cpu']:7.2f} {m['own_peak_rss_mb']:6.0f}MB "
-                    f"{m['wall_over_bound']:7.3f} {m['wall_over_bound_max']:7.3f} {m['wall_over_ideal']:7.3f} "
+                    f"{m['wall_over_bound']:7.3f} {m['wall_over_bound_max']:7.3f} {m['floor_over_bound_min']:7.3f} "
+                    f"{m['wall_over_ideal']:7.3f} "
                     f"{m['other_load']:5.0%}"
                 )
     for title, key in (("Wall-time", "wall"), ("CPU-time (process tree)", "tree_cpu")):
@@ -658,7 +691,10 @@ def print_tables(results: list[RunResult]) -> None:
         for workload, pairs in pair_ratios(results, key).items():
             for pair, data in pairs.items():
                 rounds = " ".join(f"{v:.3f}" for v in data["per_round"])
-                print(f"{workload:<10} {pair:<19} median {data['median']:.3f}   rounds: {rounds}")
+                line = f"{workload:<10} {pair:<19} median {data['median']:.3f}   rounds: {rounds}"
+                if "floor_per_round" in data:
+                    line += "   floor (cpu / cores): " + " ".join(f"{v:.3f}" for v in data["floor_per_round"])
+                print(line)
 
 
 GAP_COLUMNS = (  # (heading, key in RunResult.gaps, format)
@@ -698,7 +734,13 @@ def write_json(path: Path, args: argparse.Namespace, results: list[RunResult], c
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": context.get("machine", {}),
         "runs": [
-            dict(asdict(r), wall_over_bound=r.wall_over_bound, wall_over_ideal=r.wall_over_ideal) for r in results
+            dict(
+                asdict(r),
+                wall_over_bound=r.wall_over_bound,
+                wall_over_ideal=r.wall_over_ideal,
+                floor_over_bound=r.floor_over_bound,
+            )
+            for r in results
         ],
         "medians": medians(results),
         "ratios": pair_ratios(results),
