@@ -430,7 +430,7 @@ def test_build_recovers_after_sigkill(tmp_path: Path, delay: float) -> None:
 
 
 def test_dependent_metadata_overlaps_heavy_codegen_in_hollow_mode(tmp_path: Path) -> None:
-    root = write_workspace(tmp_path / "ws", heavy_chain())
+    root = write_workspace(tmp_path / "ws", heavy_chain(instantiations=60))
     log = tmp_path / "log.json"
     ok(pybuild(root, "build", HOLLOW, J2, f"--execution_log_json_file={log}", "//..."))
     records = read_log(log)
