@@ -19,6 +19,7 @@ and the threads rustc starts for codegen take the others: an action waits for a 
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -75,6 +76,9 @@ ExecuteCut = Callable[[Action, Action, int], "Outcome"]
 # Planning costs about 1.5 µs per edge: a bigger graph (10,000 crates have 1.5 M) makes every hollow rlib
 # with rustc rather than spend seconds on the plan before each build.
 PLANNED_EDGES = 300_000
+# How long a build's end waits for a token request still out (see Scheduler._settle_token_request): a reader
+# thread takes a token the moment one is written, so this is only spent when none will come.
+_SETTLE_SECONDS = 1.0
 
 
 def hollow_rlib_source(action: Action) -> str | None:
@@ -187,6 +191,7 @@ class Scheduler:
                 raise
             finally:
                 self._return_spare_tokens(run, keep=0)
+                self._settle_token_request(run)
         done = {o.action.primary_output for o in run.result.outcomes}
         run.result.skipped = [action for node, action in self.graph.items() if node not in done]
         return run.result
@@ -262,6 +267,16 @@ class Scheduler:
         keep = max(0, self._in_slots(run) - 1) if keep is None else keep
         while len(run.tokens) > keep:
             self.jobserver.release(run.tokens.pop())
+
+    def _settle_token_request(self, run: _Run) -> None:
+        """A request still out when the build ends would take a token from the pipe after it, for no one: the
+        action it was for started without it once a slot emptied. The tokens just given back (or a running
+        process's, later) wake it, and what it read goes back too. If none comes (tokens lost with a killed
+        process), it is left to Jobserver.close, which writes one for it."""
+        request, run.token_request = run.token_request, None
+        if request is not None:
+            with contextlib.suppress(TimeoutError):
+                self.jobserver.release(request.result(timeout=_SETTLE_SECONDS))
 
     def _take_ready_partner(self, node: str, run: _Run) -> str | None:
         """The node's fusion partner, taken off the ready heap, if it is ready too."""

@@ -69,6 +69,25 @@ def test_an_action_waits_while_another_actions_threads_hold_the_tokens() -> None
         assert jobserver.available() == 1
 
 
+def test_a_request_still_out_when_the_build_ends_takes_no_token_with_it() -> None:
+    """b waits for a token while a runs, then starts without one when a's slot empties. A codegen thread of b
+    gives its token back as b ends: the request, still out, reads it after the build, so the build must hand
+    it back or the pipe stays a token short."""
+    with Jobserver(2) as jobserver:
+        token = os.read(jobserver.fds[0], 1)  # held by a thread of a running process
+
+        def on_finish(outcome: Outcome) -> None:
+            if outcome.action.primary_output == "b":
+                os.write(jobserver.fds[1], token)
+
+        costs = {"a": 2.0, "b": 1.0}
+        scheduler = Scheduler(_independent("ab"), 2, lambda a: costs[a.primary_output], False, jobserver=jobserver)
+        result = scheduler.run(lambda a, s: Outcome(a, True, slot=s), lambda a, s: None, on_finish, lambda: None)
+        assert result.executed == 2
+        time.sleep(0.2)  # time enough for a forgotten request's thread to read the token
+        assert jobserver.available() == 1
+
+
 def test_the_token_of_an_action_that_ended_goes_back_for_the_threads_of_those_still_running() -> None:
     b_ended = threading.Event()
     found: list[bool] = []
