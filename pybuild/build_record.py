@@ -86,12 +86,12 @@ class BuildRecord:
             if action.waited_for:
                 preds[action.primary_output].add(action.waited_for)
             host = None if action.waited_for or not action.shares_process else hosts.running(action.slot, action.end)
-            if host is None:
-                slotless.update([action.primary_output] if action.shares_process else [])
-                continue
-            durations[action.primary_output] = max(0.0, action.end - host.start)
-            durations[host.primary_output] = max(0.0, host.end - action.end)
-            preds[host.primary_output].add(action.primary_output)
+            if host is not None:  # a fused front end: it and the rest of its compile
+                durations[action.primary_output] = max(0.0, action.end - host.start)
+                durations[host.primary_output] = max(0.0, host.end - action.end)
+                preds[host.primary_output].add(action.primary_output)
+            elif action.shares_process:  # a cut hollow rlib, or a front end whose compile is not recorded
+                slotless.add(action.primary_output)
         return phase_bound(durations, preds, self.jobs, slotless)
 
     def to_json(self) -> str:
