@@ -389,13 +389,19 @@ def test_undeclared_include_str_fails_in_sandbox_and_works_with_compile_data_or_
 # 7. SIGKILL in the middle of a build ---------------------------------------------------------------------
 
 
-def _first_artifact(out_dir: Path) -> bool:
-    return any(out_dir.rglob("*.rlib")) or any(out_dir.rglob("*.rmeta"))
+def _rlibs(root: Path) -> list[Path]:
+    """Every rlib the build of //... makes (a metadata output with no consumer is not made)."""
+    actions = json.loads(ok(pybuild(root, "aquery", "//...", "--output=json")).out)["actions"]
+    return [root / output for action in actions for output in action["outputs"] if output.endswith(".rlib")]
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.3, 0.7], ids=["at_first_artifact", "plus_0.3s", "plus_0.7s"])
-def test_build_recovers_after_sigkill(tmp_path: Path, delay: float) -> None:
+# When to kill: once the first rlib exists, half of them, three in four (links still to come). Counted in
+# outputs, not seconds: the whole build takes 0.8 s on a fast machine, so a fixed delay could outlast it.
+@pytest.mark.parametrize("share", [0.0, 0.5, 0.75], ids=["at_first_rlib", "halfway", "three_quarters"])
+def test_build_recovers_after_sigkill(tmp_path: Path, share: float) -> None:
     root = copy_examples(tmp_path / "examples")
+    rlibs = _rlibs(root)
+    wanted = max(1, int(share * len(rlibs)))
     repo_root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo_root, os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(
@@ -407,9 +413,8 @@ def test_build_recovers_after_sigkill(tmp_path: Path, delay: float) -> None:
     )
     try:
         deadline = time.monotonic() + 30
-        while not _first_artifact(root / "pybuild-out") and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(delay)
+        while sum(path.exists() for path in rlibs) < wanted and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert process.poll() is None, "the build finished before it could be killed"
         process.send_signal(signal.SIGKILL)
     finally:
