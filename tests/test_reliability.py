@@ -108,7 +108,7 @@ def test_a_corrupt_cache_blob_is_discarded_and_the_action_reruns(tmp_path: Path)
 
 
 def test_second_command_waits_for_the_lock_or_fails_with_noblock(tmp_path: Path) -> None:
-    root = write_workspace(tmp_path / "ws", heavy_chain(instantiations=40))
+    root = write_workspace(tmp_path / "ws", heavy_chain(instantiations=80))
     first = _start(root, "build", "//...", "-j2")
     _wait_for_lock_holder(root, first)
     refused = pybuild(root, "build", "//...", "--noblock_for_lock")
