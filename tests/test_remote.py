@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from workspace_helpers import run_pybuild
+from rust_workspaces import Result, copy_examples, ok, pybuild
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO_ROOT / "examples"
 HOLLOW = "--incompatible_use_unstable_no_codegen_for_pipelining"
 TARGETS = ("//app", "//lib/...", "//diamond/...", "//macros/...", "//tests/...")
 _BUILD_LINE = re.compile(r"^Build (OK|FAILED): (?:(\d+) failed, )?(\d+) executed, (\d+) cached, (\d+) total actions")
@@ -78,48 +76,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def describe(self) -> str:
-        return f"exit {self.code}\n--- stdout:\n{self.out}\n--- stderr:\n{self.err}"
-
-
-@dataclass(frozen=True)
 class Counts:
     executed: int
     cached: int
     total: int
 
 
-def pybuild(cwd: Path, *args: str, timeout: float = 240) -> Run:
-    return Run(*run_pybuild(cwd, *args, timeout=timeout))
-
-
-def ok(run: Run) -> Run:
-    assert run.code == 0, run.describe()
-    assert "Traceback" not in run.err, run.describe()
-    return run
-
-
-def counts(run: Run) -> Counts:
+def counts(run: Result) -> Counts:
     matches = [m for m in map(_BUILD_LINE.match, run.err.splitlines()) if m]
     assert matches, f"no 'Build ...' line:\n{run.describe()}"
     _, _, executed, cached, total = matches[-1].groups()
     return Counts(int(executed), int(cached), int(total))
-
-
-def copy_examples(destination: Path) -> Path:
-    """The example packages without crates_demo and without outputs."""
-    destination.mkdir(parents=True)
-    for package in ("app", "diamond", "lib", "macros", "tests"):
-        shutil.copytree(EXAMPLES / package, destination / package, ignore=shutil.ignore_patterns("pybuild-*", "target"))
-    module_lines = (EXAMPLES / "MODULE.bazel").read_text(encoding="utf-8").splitlines()
-    kept = [line for line in module_lines if line.startswith(("module(", "bazel_dep("))]
-    (destination / "MODULE.bazel").write_text("\n\n".join(kept) + "\n", encoding="utf-8")
-    return destination
 
 
 def output_digests(root: Path) -> dict[str, str]:
@@ -211,7 +178,7 @@ def test_sigterm_lets_a_worker_finish_its_lease_and_leave(tmp_path: Path, cluste
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0
         out, err = build.communicate(timeout=180)
-        stats = counts(ok(Run(build.returncode, out, err)))
+        stats = counts(ok(Result(build.returncode, out, err)))
         assert stats.executed == stats.total
     finally:
         for process in (worker, build):
@@ -248,7 +215,7 @@ def test_build_survives_a_worker_killed_mid_action(tmp_path: Path, cluster: Clus
     finally:
         if build.poll() is None:
             build.kill()
-    run = ok(Run(build.returncode, out, err))
+    run = ok(Result(build.returncode, out, err))
     stats = counts(run)
     assert stats.executed == stats.total, run.err
     assert "chain: chain_a -> chain_b -> chain_c" in ok(pybuild(root, "run", *remote(cluster), "//app")).out
