@@ -28,14 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workspace_helpers import RULES_RUST_LOAD, assert_error, assert_ok, run_in_process, write_workspace
+from workspace_helpers import RULES_RUST_LOAD, Runner, assert_error, assert_ok, write_workspace
 
 from pybuild.errors import PybuildError
 from toolchains import local_rust
 
 Action = dict[str, Any]
-Runner = Callable[..., tuple[int, str, str]]
-
 MODULE = 'module(name = "shape", version = "0.1.0")\n\nbazel_dep(name = "rules_rust", version = "0.0.0")\n'
 PUBLIC = 'package(default_visibility = ["//visibility:public"])\n\n'
 
@@ -244,14 +242,6 @@ def shape_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def _cache() -> dict[tuple[str, ...], str]:
     return {}
-
-
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Runner:
-    def run(cwd: Path, *args: str) -> tuple[int, str, str]:
-        return run_in_process(monkeypatch, capsys, cwd, *args)
-
-    return run
 
 
 @pytest.fixture

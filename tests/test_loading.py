@@ -8,18 +8,17 @@ culprit, and that no Python traceback leaks out.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import networkx as nx
 import pytest
 from workspace_helpers import (
     RULES_RUST_LOAD,
+    Runner,
     assert_error,
     assert_ok,
     lines,
     main_repo_lines,
-    run_in_process,
     run_pybuild,
     write_workspace,
 )
@@ -29,18 +28,6 @@ from pybuild.labels import parse_label
 from pybuild.module_file import load_workspace
 from pybuild.packages import PackageLoader
 from pybuild.target_graph import TargetGraphLoader, dependencies_first
-
-Runner = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Runner:
-    """run(cwd, *args): the CLI in this process, returning (exit code, stdout, stderr)."""
-
-    def run(cwd: Path, *args: str) -> tuple[int, str, str]:
-        return run_in_process(monkeypatch, capsys, cwd, *args)
-
-    return run
 
 
 def single_package(tmp_path: Path, build: str, extra: dict[str, str] | None = None) -> Path:

@@ -5,25 +5,22 @@ from __future__ import annotations
 import gc
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from workspace_helpers import (
     RULES_RUST_LOAD,
     TRACEBACK,
+    Runner,
     assert_error,
     assert_ok,
     lines,
     main_repo_lines,
-    run_in_process,
     run_pybuild,
     write_workspace,
 )
 
 from pybuild import cli
-
-Runner = Callable[..., tuple[int, str, str]]
 
 # //app -> //diamond:top -> {left, right} -> base, plus a test of top and an unrelated library.
 DIAMOND = {
@@ -64,16 +61,6 @@ DIAMOND_EDGES = {
     ("//diamond:left", "//diamond:base"),
     ("//diamond:right", "//diamond:base"),
 }
-
-
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Runner:
-    """run(cwd, *args): the CLI in this process, returning (exit code, stdout, stderr)."""
-
-    def run(cwd: Path, *args: str) -> tuple[int, str, str]:
-        return run_in_process(monkeypatch, capsys, cwd, *args)
-
-    return run
 
 
 @pytest.fixture

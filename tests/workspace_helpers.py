@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,10 @@ def run_script(
     )
     assert done.returncode == 0, done.stderr
     return done
+
+
+# The `run` fixture (conftest.py): (cwd, *args) -> (exit code, stdout, stderr).
+Runner = Callable[..., tuple[int, str, str]]
 
 
 def run_in_process(
