@@ -7,8 +7,8 @@ bottlenecks cut a build into phases that no schedule can overlap, so no schedule
 
     sum of the bottlenecks' durations + sum over the phases of max(phase's critical path, phase's work / jobs)
 
-This is never below `max(critical path, work / jobs)`, and equal to it for a graph without bottlenecks: a
-measured run whose `wall / bound` stays above 1.05 in every schedule shows it here.
+This is never below `max(critical path, work / jobs)`, and equal to it for a graph without bottlenecks. So it
+tells a `wall / bound` that no scheduler could reach with a run's actions from one that pybuild's misses.
 """
 
 from __future__ import annotations
