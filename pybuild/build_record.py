@@ -45,12 +45,8 @@ class BuildRecord:
     def critical_path(self) -> list[ActionRecord]:
         """The chain of dependent actions with the largest summed duration in this run."""
         by_output = {a.primary_output: a for a in self.actions}
+        predecessors = self._predecessors()
         # graphlib, not networkx: this runs on every build and networkx alone takes ~0.1 s to import.
-        predecessors: dict[str, set[str]] = {node: set() for node in by_output}
-        waits = [(a.waited_for, a.primary_output) for a in self.actions if a.waited_for]
-        for u, v in [*self.edges, *waits]:
-            if u in by_output and v in by_output:
-                predecessors[v].add(u)
         best: dict[str, tuple[float, str | None]] = {}
         for node in graphlib.TopologicalSorter(predecessors).static_order():
             before = max(((best[p][0], p) for p in predecessors[node]), default=(0.0, None))
@@ -76,15 +72,10 @@ class BuildRecord:
         the metadata appeared, the front end taking the slot and its dependents waiting for it alone, the
         rest after it. Letting the rest move to any slot only lowers the floor, so it stays a floor."""
         durations = {a.primary_output: a.duration for a in self.actions}
-        preds: dict[str, set[str]] = {output: set() for output in durations}
-        for producer, consumer in self.edges:
-            if consumer in preds:
-                preds[consumer].add(producer)
+        preds = self._predecessors()
         slotless = set()
         hosts = _ProcessesBySlot(a for a in self.actions if not a.shares_process)
         for action in self.actions:
-            if action.waited_for:
-                preds[action.primary_output].add(action.waited_for)
             host = None if action.waited_for or not action.shares_process else hosts.running(action.slot, action.end)
             if host is not None:  # a fused front end: it and the rest of its compile
                 durations[action.primary_output] = max(0.0, action.end - host.start)
@@ -93,6 +84,15 @@ class BuildRecord:
             elif action.shares_process:  # a cut hollow rlib, or a front end whose compile is not recorded
                 slotless.add(action.primary_output)
         return phase_bound(durations, preds, self.jobs, slotless)
+
+    def _predecessors(self) -> dict[str, set[str]]:
+        """Each action's producers among the recorded actions, and for a cut hollow rlib its full compile."""
+        predecessors: dict[str, set[str]] = {a.primary_output: set() for a in self.actions}
+        waits = [(a.waited_for, a.primary_output) for a in self.actions if a.waited_for]
+        for producer, consumer in [*self.edges, *waits]:
+            if producer in predecessors and consumer in predecessors:
+                predecessors[consumer].add(producer)
+        return predecessors
 
     def to_json(self) -> str:
         data = asdict(self)

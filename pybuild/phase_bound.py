@@ -13,8 +13,9 @@ tells a `wall / bound` that no scheduler could reach with a run's actions from o
 
 from __future__ import annotations
 
-import graphlib
 from collections.abc import Collection, Mapping, Sequence
+
+from action_graph.list_schedule import ScheduleGraph
 
 
 def phase_bound(
@@ -26,12 +27,10 @@ def phase_bound(
     """The floor for actions of `durations` with the given direct predecessors on `jobs` slots. A `slotless`
     action runs beside the others without a slot (part of another action's process): it lengthens paths but
     adds no work. Predecessors that are not actions count as done."""
-    preds = {node: {p for p in predecessors.get(node, ()) if p in durations} for node in durations}
-    order = list(graphlib.TopologicalSorter(preds).static_order())
-    succs: dict[str, set[str]] = {node: set() for node in order}
-    for node, producers in preds.items():
-        for producer in producers:
-            succs[producer].add(node)
+    graph = ScheduleGraph(durations, predecessors)  # drops predecessors that are not actions
+    order = graph.order
+    preds = {node: set(producers) for node, producers in graph.preds.items()}
+    succs = {node: set(consumers) for node, consumers in graph.succs.items()}
     cuts = [i for i, ok in enumerate(_bottleneck_flags(order, preds, succs)) if ok]
     total = sum(durations[order[i]] for i in cuts)
     for start, end in zip([-1, *cuts], [*cuts, len(order)], strict=True):
